@@ -1,0 +1,1 @@
+"""quanta: a self-serve data mesh platform."""

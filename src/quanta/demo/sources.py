@@ -1,0 +1,458 @@
+"""Operational source data of Daff Inc., the fictional music streamer of the demo mesh.
+
+Daff runs three source systems whose raw output the demo's data products consume:
+
+- the player app, logging every play to ``player.db`` (SQLite, table ``plays``);
+- the music catalog, exported as ``catalog/artists.csv`` and ``catalog/tracks.ndjson``;
+- the subscription service, ``subscriptions.db`` (SQLite, ``accounts`` and ``plan_prices``).
+
+Everything is derived from one seed, so a given ``(events, seed)`` always yields the same data.
+The data is clean except for one planted wrinkle that the demo's quality checks should catch:
+about 0.05% of plays report ``ms_played`` beyond the track's duration (a player bug).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from adbc_driver_sqlite import dbapi
+
+__all__ = [
+    "COUNTRIES",
+    "DEVICES",
+    "GENRES",
+    "PLANS",
+    "PLAYS_WINDOW_END",
+    "PLAYS_WINDOW_START",
+    "SourceSummary",
+    "generate_sources",
+]
+
+Array = npt.NDArray[Any]
+
+
+def _split(words: str) -> tuple[str, ...]:
+    return tuple(w.replace("_", " ") for w in words.split())
+
+
+#: Plays cover the 120 days before this instant (UTC, exclusive).
+PLAYS_WINDOW_END = datetime(2026, 11, 1)
+PLAYS_WINDOW_START = PLAYS_WINDOW_END - timedelta(days=120)
+
+DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1)
+_START_DAY = (PLAYS_WINDOW_START - _EPOCH).days
+_END_DAY = (PLAYS_WINDOW_END - _EPOCH).days
+_START_MS = _START_DAY * DAY_MS
+_END_MS = _END_DAY * DAY_MS
+
+COUNTRIES = _split("US GB DE SE BR MX FR JP IN KR NG ES IT CA AU")
+_COUNTRY_P = np.array([24, 8, 8, 4, 9, 6, 6, 5, 8, 3, 3, 4, 4, 4, 4]) / 100
+# One representative offset per country is enough to shape the daily rhythm; DST is ignored.
+_UTC_OFFSET_H = np.array([-5, 0, 1, 1, -3, -6, 1, 9, 5.5, 9, 1, 1, 1, -5, 10])
+
+GENRES = ("pop", "rock", "hip_hop", "electronic", "jazz", "classical", "folk", "latin", "k_pop",
+          "indie")
+_GENRE_P = np.array([20, 14, 15, 12, 5, 4, 6, 8, 5, 11]) / 100
+_EXPLICIT_P = np.array([0.15, 0.12, 0.55, 0.08, 0.02, 0.0, 0.04, 0.2, 0.05, 0.12])
+_DURATION_SCALE = np.array([1.0, 1.05, 1.0, 1.15, 1.35, 1.7, 1.0, 1.0, 0.95, 1.0])
+
+DEVICES = ("ios", "android", "web", "desktop", "smart_speaker")
+_DEVICE_P = np.array([31, 33, 11, 15, 10]) / 100
+
+PLANS = ("free", "premium", "family", "student")
+_PLAN_P = np.array([55, 28, 10, 7]) / 100
+_PLAN_PRICE_CENTS = (0, 1099, 1799, 599)
+
+# Listening by local hour of day: quiet nights, a commute bump, and an evening peak.
+_HOURLY_P = np.array([2.2, 1.4, 0.8, 0.5, 0.4, 0.5, 1.0, 2.0, 3.0, 3.0, 2.8, 2.9,
+                      3.3, 3.2, 3.0, 3.1, 3.5, 4.3, 5.2, 6.0, 6.4, 6.0, 4.9, 3.4])
+_HOURLY_P = _HOURLY_P / _HOURLY_P.sum()
+
+# Word lists for names and titles; '_' stands for a space inside one entry.
+_WORDS: dict[str, tuple[str, ...]] = {
+    "adj": _split(
+        "Velvet Electric Silent Golden Neon Paper Hollow Crimson Midnight Wild Lunar Broken Static "
+        "Honey Iron Glass Quiet Restless Silver Burning Frozen Northern Tender Violet Analog Cosmic "
+        "Dusty Gentle Lucky Sleepy Secret Marble Faded Bright Savage Little Endless Copper Blue"),
+    "noun": _split(
+        "Harbor Fox Tide Engine Garden Signal Comet Canyon River Lantern Mirror Orchard Avenue "
+        "Echo Ember Meadow Satellite Valley Window Forest Parade Cathedral Motel Atlas Horizon "
+        "Arcade Lighthouse Ocean Desert Carousel Season Machine Highway Balloon Thunder Shadow"),
+    "plural": _split(
+        "Foxes Wolves Tides Engines Sparrows Comets Lanterns Mirrors Echoes Embers Satellites "
+        "Rivers Kings Ghosts Daughters Strangers Pilots Owls Tigers Dreamers Sailors Monarchs "
+        "Hearts Rebels Saints Robots Bandits Cowboys Astronauts Machines"),
+    "verb": _split(
+        "Chasing Dancing Falling Waiting Running Dreaming Burning Calling Holding Leaving Finding "
+        "Drifting Breaking Saving Counting Kissing"),
+    "place": _split(
+        "Tokyo Lagos Berlin Lisbon Memphis Seoul Havana Brooklyn Paris Sunday Midnight the_Sea "
+        "the_City Nowhere Home Mexico"),
+    "first": _split(
+        "Ada Noah Mia Liam Sofia Lucas Emma Hiroshi Priya Chloe Mateo Olivia Jonas Amara Yuna "
+        "Diego Freya Arjun Lena Oscar Zoe Kofi Ines Felix Maya Leo Hana Omar Nora Elias Ava Tariq "
+        "Clara Minho Isla Sven Lucia Rafael Aiko Chidi"),
+    "last": _split(
+        "Smith Garcia Mueller Johansson Silva Hernandez Martin Tanaka Patel Kim Okafor Lopez "
+        "Rossi Tremblay Wilson Brown Schmidt Andersson Santos Dubois Sato Sharma Park Adeyemi "
+        "Fernandez Bianchi Roy Taylor Nguyen Lee Jones Costa Moreau Suzuki Singh Choi Eze Romero"),
+}
+_ARTIST_TEMPLATES = (("The {} {}", ("adj", "plural")), ("{} {}", ("adj", "noun")),
+                     ("{} and the {}", ("first", "plural")), ("{} of {}", ("plural", "place")),
+                     ("{} {}", ("first", "last")), ("{} {}", ("noun", "noun")))
+_TITLE_TEMPLATES = (("{} {}", ("adj", "noun")), ("{} {}", ("verb", "plural")),
+                    ("{} in {}", ("noun", "place")), ("{} the {}", ("verb", "noun")),
+                    ("{} {}", ("adj", "place")), ("{} Like {}", ("noun", "plural")),
+                    ("{}", ("noun",)))
+_EMAIL_DOMAINS = ("mail.example", "inbox.example", "post.example", "daffmail.example")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """What :func:`generate_sources` wrote: file locations and row counts."""
+
+    root: Path
+    player_db: Path
+    subscriptions_db: Path
+    artists_csv: Path
+    tracks_ndjson: Path
+    plays: int
+    artists: int
+    tracks: int
+    accounts: int
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """All files written, in a stable order."""
+        return (self.player_db, self.subscriptions_db, self.artists_csv, self.tracks_ndjson)
+
+    def row_counts(self) -> dict[str, int]:
+        """Row counts keyed by table name."""
+        return {"plays": self.plays, "artists": self.artists, "tracks": self.tracks,
+                "accounts": self.accounts}
+
+
+@dataclass(frozen=True, slots=True)
+class _Catalog:
+    artists: pa.Table
+    tracks: pa.Table
+    released_day: Array
+    duration_ms: Array
+
+
+@dataclass(frozen=True, slots=True)
+class _Accounts:
+    table: pa.Table
+    country: Array
+    device: Array
+    signup_ms: Array
+    end_ms: Array  # cancellation, or the end of the plays window for active accounts
+
+
+def generate_sources(root: Path, events: int = 1_000_000, seed: int = 7) -> SourceSummary:
+    """Write Daff's operational source data under ``root / "sources"``.
+
+    ``events`` is the number of plays; catalog and account sizes scale with it. The same
+    ``(events, seed)`` always produces identical files and table contents. Existing files are
+    replaced, each one only once it has been fully written.
+    """
+    if events < 1:
+        raise ValueError(f"events must be positive, got {events}")
+    n_artists = min(max(200, events // 2000), 5_000)
+    n_tracks = min(max(2_000, events // 100), 50_000)
+    n_listeners = min(max(500, events // 50), 100_000)
+    # Independent streams, so a change to one system's generator leaves the others unchanged.
+    catalog_rng, accounts_rng, plays_rng = np.random.default_rng(seed).spawn(3)
+
+    catalog = _build_catalog(catalog_rng, n_artists, n_tracks)
+    accounts = _build_accounts(accounts_rng, n_listeners)
+    plays = _build_plays(plays_rng, events, catalog, accounts)
+
+    out = Path(root) / "sources"
+    (out / "catalog").mkdir(parents=True, exist_ok=True)
+    summary = SourceSummary(
+        root=out, player_db=out / "player.db", subscriptions_db=out / "subscriptions.db",
+        artists_csv=out / "catalog" / "artists.csv",
+        tracks_ndjson=out / "catalog" / "tracks.ndjson",
+        plays=plays.num_rows, artists=n_artists, tracks=n_tracks, accounts=n_listeners,
+    )
+    _write_artists_csv(summary.artists_csv, catalog.artists)
+    _write_tracks_ndjson(summary.tracks_ndjson, catalog.tracks)
+    plan_prices = pa.table({"plan": list(PLANS), "monthly_price_cents": list(_PLAN_PRICE_CENTS),
+                            "currency": ["USD"] * len(PLANS)})
+    _write_sqlite(summary.subscriptions_db, [(_PLAN_PRICES_DDL, "plan_prices", plan_prices),
+                                             (_ACCOUNTS_DDL, "accounts", accounts.table)])
+    _write_sqlite(summary.player_db, [(_PLAYS_DDL, "plays", plays)])
+    return summary
+
+
+def _build_catalog(rng: np.random.Generator, n_artists: int, n_tracks: int) -> _Catalog:
+    country = rng.choice(len(COUNTRIES), n_artists, p=_COUNTRY_P)
+    genre = rng.choice(len(GENRES), n_artists, p=_GENRE_P)
+    # Scenes cluster geographically, which makes genre-by-country breakdowns look plausible.
+    korean = (genre == GENRES.index("k_pop")) & (rng.random(n_artists) < 0.85)
+    country[korean] = COUNTRIES.index("KR")
+    latin = (genre == GENRES.index("latin")) & (rng.random(n_artists) < 0.8)
+    latin_countries = np.array([COUNTRIES.index(c) for c in ("MX", "BR", "ES")])
+    country[latin] = rng.choice(latin_countries, int(latin.sum()))
+    signed_day = rng.integers(_day("1998-01-01"), _day("2026-06-01"), n_artists)
+    artists = pa.table({
+        "artist_id": _ids("a", n_artists, 4),
+        "name": _compose(rng, _ARTIST_TEMPLATES, n_artists),
+        "country": pa.array(COUNTRIES).take(country),
+        "genre": pa.array(GENRES).take(genre),
+        "signed_on": _date_strings(signed_day),
+    })
+
+    # Every artist gets at least one track; beyond that a few prolific artists dominate.
+    artist_of = np.concatenate([
+        rng.permutation(n_artists),
+        rng.choice(n_artists, n_tracks - n_artists, p=_zipf(rng, n_artists, 0.8)),
+    ])
+    track_genre = genre[artist_of]
+    first_day = signed_day[artist_of]
+    back_catalog = first_day + (rng.random(n_tracks) ** 0.7 * (_START_DAY - first_day))
+    # A few new releases land inside the plays window, so their plays start mid-window.
+    fresh = rng.random(n_tracks) < 0.06
+    released = np.where(fresh, rng.integers(_START_DAY, _END_DAY, n_tracks),
+                        back_catalog.astype(np.int64))
+    duration = rng.lognormal(np.log(205_000), 0.25, n_tracks) * _DURATION_SCALE[track_genre]
+    duration = np.clip(duration, 90_000, 420_000).astype(np.int64)
+    explicit = rng.random(n_tracks) < _EXPLICIT_P[track_genre]
+    titles = np.array(_compose(rng, _TITLE_TEMPLATES, n_tracks), dtype=object)
+
+    order = np.lexsort((artist_of, released))  # track ids follow release order
+    tracks = pa.table({
+        "track_id": _ids("t", n_tracks, 6),
+        "artist_id": artists.column("artist_id").take(artist_of[order]),
+        "title": titles[order].tolist(),
+        "duration_ms": duration[order],
+        "released_on": _date_strings(released[order]),
+        "explicit": explicit[order],
+    })
+    return _Catalog(artists, tracks, released[order], duration[order])
+
+
+def _build_accounts(rng: np.random.Generator, n: int) -> _Accounts:
+    country = rng.choice(len(COUNTRIES), n, p=_COUNTRY_P)
+    year = 365.25
+    # Ages at the end of the window, 13..80, skewed towards listeners in their twenties.
+    age_days = (13 * year + 30 + rng.beta(2.0, 4.5, n) * (67 * year - 60)).astype(np.int64)
+    birth_day = _END_DAY - age_days
+    # Nobody signs up before Daff launched or before turning 13.
+    earliest = np.maximum(_day("2016-03-01"), birth_day + int(np.ceil(13 * year))) * 86_400
+    latest = (_END_DAY - 1) * 86_400
+    signup_s = earliest + (np.sqrt(rng.random(n)) * (latest - earliest)).astype(np.int64)
+    cancelled = rng.random(n) < 0.15
+    cancel_s = signup_s + 3_600 + (rng.beta(1.3, 2.0, n) * (_END_MS // 1000 - signup_s - 3_600))
+    cancel_s = cancel_s.astype(np.int64)
+
+    plan = rng.choice(len(PLANS), n, p=_PLAN_P)
+    plan[(plan == PLANS.index("student")) & (age_days > 28 * year)] = PLANS.index("premium")
+    first = np.array(_WORDS["first"], dtype=object)[rng.integers(0, len(_WORDS["first"]), n)]
+    last = np.array(_WORDS["last"], dtype=object)[rng.integers(0, len(_WORDS["last"]), n)]
+    domain = np.array(_EMAIL_DOMAINS, dtype=object)[rng.integers(0, len(_EMAIL_DOMAINS), n)]
+    # A distinct number per account keeps emails unique whatever names are drawn.
+    number = rng.permutation(n) + 1
+    emails = [f"{f.lower()}.{s.lower()}{k}@{d}"
+              for f, s, k, d in zip(first, last, number.tolist(), domain, strict=True)]
+    cancelled_at = pc.if_else(pa.array(cancelled), _timestamp_strings(cancel_s * 1000),
+                              pa.scalar(None, pa.string()))
+    table = pa.table({
+        "listener_id": _ids("l", n, 6),
+        "email": emails,
+        "birth_date": _date_strings(birth_day),
+        "country": pa.array(COUNTRIES).take(country),
+        "plan": pa.array(PLANS).take(plan),
+        "signed_up_at": _timestamp_strings(signup_s * 1000),
+        "cancelled_at": cancelled_at,
+        "marketing_consent": (rng.random(n) < 0.38).astype(np.int64),
+    })
+    device = rng.choice(len(DEVICES), n, p=_DEVICE_P)
+    end_ms = np.where(cancelled, cancel_s * 1000, _END_MS)
+    return _Accounts(table, country, device, signup_s * 1000, end_ms)
+
+
+def _build_plays(rng: np.random.Generator, n: int, catalog: _Catalog,
+                 accounts: _Accounts) -> pa.Table:
+    # Usable whole days of the window (0..120) per listener and per track; a play happens on a
+    # day when the account is open and the track is out, so the data stays temporally coherent.
+    first_day = -(-(np.maximum(accounts.signup_ms, _START_MS) - _START_MS) // DAY_MS)
+    end_day = (np.minimum(accounts.end_ms, _END_MS) - _START_MS) // DAY_MS
+    track_first_day = np.maximum(catalog.released_day - _START_DAY, 0)
+
+    activity = _zipf(rng, len(first_day), 0.5) * (end_day - first_day >= 3)
+    listener = rng.choice(len(first_day), n, p=activity / activity.sum())
+    popularity = _zipf(rng, len(track_first_day), 0.9)
+    track = rng.choice(len(track_first_day), n, p=popularity)
+    # Redraw tracks released too late for the listener; at most a handful of rounds are needed.
+    for _ in range(20):
+        bad = np.flatnonzero(end_day[listener] - np.maximum(first_day[listener],
+                                                            track_first_day[track]) < 2)
+        if bad.size == 0:
+            break
+        track[bad] = rng.choice(len(track_first_day), bad.size, p=popularity)
+    else:
+        back_catalog = np.flatnonzero(track_first_day == 0)
+        track[bad] = back_catalog[np.argmax(popularity[back_catalog])]
+    lo = np.maximum(first_day[listener], track_first_day[track])
+    hi = end_day[listener]
+    day = lo + (rng.random(n) * (hi - lo)).astype(np.int64)
+
+    home = accounts.country[listener]
+    local_ms = rng.choice(24, n, p=_HOURLY_P) * 3_600_000 + rng.integers(0, 3_600_000, n)
+    played = _START_MS + day * DAY_MS + local_ms - (_UTC_OFFSET_H[home] * 3_600_000).astype(
+        np.int64)
+    # The time-zone shift can push a play off its allowed days; moving it by one day keeps the
+    # local hour (and so the daily rhythm) intact. lo..hi spans at least two days.
+    played += DAY_MS * (played < _START_MS + lo * DAY_MS)
+    played -= DAY_MS * (played >= _START_MS + hi * DAY_MS)
+
+    duration = catalog.duration_ms[track]
+    kind = rng.random(n)
+    skipped = (rng.random(n) * 30_000).astype(np.int64)
+    partial = 30_000 + (rng.random(n) * (duration - 30_000)).astype(np.int64)
+    ms_played = np.where(kind < 0.25, skipped, np.where(kind < 0.6, partial, duration))
+    # The planted player bug: a few plays overshoot the track's length.
+    overshoot = rng.choice(n, round(n * 0.0005), replace=False)
+    ms_played[overshoot] = duration[overshoot] + rng.integers(1, 15_000, overshoot.size)
+
+    device = np.where(rng.random(n) < 0.8, accounts.device[listener],
+                      rng.choice(len(DEVICES), n, p=_DEVICE_P))
+    country = np.where(rng.random(n) < 0.97, home, rng.choice(len(COUNTRIES), n, p=_COUNTRY_P))
+
+    order = np.argsort(played, kind="stable")
+    return pa.table({
+        "play_id": _ids("p", n, 8),
+        "listener_id": accounts.table.column("listener_id").take(listener[order]),
+        "track_id": catalog.tracks.column("track_id").take(track[order]),
+        "played_at": _timestamp_strings(played[order], millis=True),
+        "ms_played": ms_played[order],
+        "device": pa.array(DEVICES).take(device[order]),
+        "country": pa.array(COUNTRIES).take(country[order]),
+    })
+
+
+def _zipf(rng: np.random.Generator, n: int, exponent: float) -> Array:
+    """Zipf-like probabilities over ``n`` items whose ranks are randomly shuffled."""
+    weights = (rng.permutation(n) + 1.0) ** -exponent
+    return weights / weights.sum()
+
+
+def _compose(rng: np.random.Generator, templates: Sequence[tuple[str, tuple[str, ...]]],
+             n: int) -> list[str]:
+    """Fill randomly chosen templates with randomly chosen words."""
+    which = rng.integers(0, len(templates), n)
+    out = np.empty(n, dtype=object)
+    for k, (template, slots) in enumerate(templates):
+        rows = np.flatnonzero(which == k)
+        columns = [np.array(_WORDS[s], dtype=object)[rng.integers(0, len(_WORDS[s]), rows.size)]
+                   for s in slots]
+        out[rows] = [template.format(*words) for words in zip(*columns, strict=True)]
+    return list(out)
+
+
+def _ids(prefix: str, n: int, width: int) -> pa.Array:
+    digits = pc.utf8_lpad(pa.array(np.arange(1, n + 1)).cast(pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def _day(iso_date: str) -> int:
+    return int(np.datetime64(iso_date, "D").astype(np.int64))
+
+
+def _date_strings(days: Array) -> pa.Array:
+    return pa.array(np.datetime_as_string(np.asarray(days).astype("datetime64[D]")))
+
+
+def _timestamp_strings(ms: Array, *, millis: bool = False) -> pa.Array:
+    """Format epoch milliseconds as 'YYYY-MM-DD HH:MM:SS[.mmm]'.
+
+    Digits are written straight into a byte buffer: several times faster than strftime on a
+    million values, and the window holds few distinct dates to format the slow way.
+    """
+    days, tod = np.divmod(np.asarray(ms, dtype=np.int64), DAY_MS)
+    unique_days, day_index = np.unique(days, return_inverse=True)
+    width = 23 if millis else 19
+    buf = np.empty((days.size, width), dtype=np.uint8)
+    dates = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype("S10")
+    buf[:, :10] = dates.view(np.uint8).reshape(-1, 10)[day_index]
+    buf[:, [10, 13, 16, 19][: 4 if millis else 3]] = np.frombuffer(b" ::."[: 4 if millis else 3],
+                                                                  dtype=np.uint8)
+    fields = [(tod // 3_600_000, 11, 2), (tod // 60_000 % 60, 14, 2), (tod // 1000 % 60, 17, 2)]
+    if millis:
+        fields.append((tod % 1000, 20, 3))
+    for value, start, digits in fields:
+        for k in range(digits):
+            buf[:, start + digits - 1 - k] = ord("0") + value // 10**k % 10
+    return pa.array(buf.view(f"S{width}").ravel()).cast(pa.string())
+
+
+_PLAYS_DDL = """CREATE TABLE plays (
+    play_id TEXT NOT NULL PRIMARY KEY,
+    listener_id TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    played_at TEXT NOT NULL,
+    ms_played INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    country TEXT NOT NULL
+)"""
+_PLAN_PRICES_DDL = """CREATE TABLE plan_prices (
+    plan TEXT NOT NULL PRIMARY KEY,
+    monthly_price_cents INTEGER NOT NULL,
+    currency TEXT NOT NULL
+)"""
+_ACCOUNTS_DDL = """CREATE TABLE accounts (
+    listener_id TEXT NOT NULL PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    birth_date TEXT NOT NULL,
+    country TEXT NOT NULL,
+    plan TEXT NOT NULL REFERENCES plan_prices (plan),
+    signed_up_at TEXT NOT NULL,
+    cancelled_at TEXT,
+    marketing_consent INTEGER NOT NULL CHECK (marketing_consent IN (0, 1))
+)"""
+
+
+def _write_sqlite(path: Path, tables: Sequence[tuple[str, str, pa.Table]]) -> None:
+    """Create a fresh SQLite database at ``path`` holding ``(ddl, name, data)`` tables."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with dbapi.connect(str(tmp), autocommit=True) as conn, conn.cursor() as cur:
+        # The file only becomes visible via os.replace once complete, so durability
+        # safeguards while filling it would only cost time.
+        cur.execute("PRAGMA journal_mode = OFF")
+        cur.fetchall()
+        cur.execute("PRAGMA synchronous = OFF")
+        for ddl, name, data in tables:
+            cur.execute(ddl)
+            cur.adbc_ingest(name, data, mode="append")
+    os.replace(tmp, path)
+
+
+def _write_artists_csv(path: Path, artists: pa.Table) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(artists.column_names)
+        writer.writerows(zip(*(c.to_pylist() for c in artists.columns), strict=True))
+    os.replace(tmp, path)
+
+
+def _write_tracks_ndjson(path: Path, tracks: pa.Table) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in tracks.to_pylist())
+    os.replace(tmp, path)

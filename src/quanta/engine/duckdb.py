@@ -1,0 +1,103 @@
+"""The default engine: embedded DuckDB, with no extension downloads and no Python scans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from quanta.engine.base import Capabilities, EngineLimits
+
+_BASE_CONFIG: dict[str, Any] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    # Without this DuckDB would resolve unknown table names to Python variables in scope.
+    "python_enable_replacements": False,
+}
+
+
+def quote(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """Quote a string literal for DuckDB."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBSession:
+    """One in-memory DuckDB database."""
+
+    def __init__(self, limits: EngineLimits | None = None) -> None:
+        config = dict(_BASE_CONFIG)
+        limits = limits or EngineLimits()
+        if limits.threads:
+            config["threads"] = limits.threads
+        if limits.memory_limit:
+            config["memory_limit"] = limits.memory_limit
+        if limits.temp_directory:
+            config["temp_directory"] = str(limits.temp_directory)
+        self.con = duckdb.connect(":memory:", config=config)
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def load_table(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        view = f"__arrow_{name}"
+        self.con.register(view, data)
+        try:
+            self.con.execute(f"CREATE TEMP TABLE {quote(name)} AS SELECT * FROM {quote(view)}")
+        finally:
+            self.con.unregister(view)
+
+    def load_query(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE TEMP TABLE {quote(name)} AS {sql}")
+
+    def load_parquet(self, name: str, files: list[Path], schema: pa.Schema) -> None:
+        if files:
+            listing = ", ".join(literal(str(f)) for f in files)
+            self.con.execute(
+                f"CREATE TEMP VIEW {quote(name)} AS SELECT * FROM read_parquet([{listing}])"
+            )
+        else:
+            self.load_table(name, schema.empty_table())
+
+    def lock_file_access(self) -> None:
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+
+    def execute(self, sql: str) -> None:
+        self.con.execute(sql)
+
+    def table(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def reader(self, sql: str, batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
+        return self.con.sql(sql).to_arrow_reader(batch_rows)
+
+    def scalar(self, sql: str) -> Any:
+        row = self.con.sql(sql).fetchone()
+        return row[0] if row else None
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.sql(sql).fetchall()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class DuckDBEngine:
+    """Embedded DuckDB; the default engine of every mesh."""
+
+    name = "duckdb"
+    capabilities = Capabilities(sql_dialect="duckdb")
+
+    def session(self, limits: EngineLimits | None = None) -> DuckDBSession:
+        return DuckDBSession(limits)

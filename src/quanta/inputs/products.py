@@ -1,0 +1,46 @@
+"""``type: product`` inputs: another product's output port at a release."""
+
+from __future__ import annotations
+
+from quanta.address import Address
+from quanta.engine.duckdb import DuckDBSession, literal
+from quanta.errors import InputError
+from quanta.inputs.base import InputContext
+from quanta.spec.models import ProductInput
+from quanta.storage import InputRead
+
+SYSTEM_COLUMNS = ("_recorded_at",)
+
+
+class ProductConnector:
+    type = "product"
+
+    def load(self, session: DuckDBSession, spec: ProductInput, context: InputContext) -> InputRead:
+        address = Address.parse(spec.product)
+        storage = context.storage(address.product_key)
+        pinned = spec.release or address.version
+        release = storage.release(pinned) if pinned else storage.latest()
+        if release is None:
+            raise InputError(
+                f"input '{spec.name}': product {address.product_key} has no release yet",
+                hint=f"build it first: quanta build {address.product_key}",
+            )
+        port = address.port or next(iter(release.ports))
+        storage.verify(release, [port])
+        files = storage.data_files(release, port)
+        if files:
+            listing = ", ".join(literal(str(f)) for f in files)
+            exclude = ", ".join(SYSTEM_COLUMNS)
+            session.load_query(
+                spec.name, f"SELECT * EXCLUDE ({exclude}) FROM read_parquet([{listing}])"
+            )
+        else:
+            schema = storage.arrow_schema(release, port)
+            keep = [f for f in schema if f.name not in SYSTEM_COLUMNS]
+            import pyarrow as pa
+
+            session.load_table(spec.name, pa.schema(keep).empty_table())
+        return InputRead(
+            type="product", product=str(address.with_port(port)), release=release.release,
+            rows=release.ports[port].rows,
+        )

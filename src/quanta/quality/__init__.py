@@ -1,0 +1,1 @@
+"""Quality checks, quality metrics and column profiles."""

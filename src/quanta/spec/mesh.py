@@ -1,0 +1,223 @@
+"""A mesh on disk: ``mesh.yaml`` and every ``dataproduct.yaml`` it points to."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quanta.address import Address
+from quanta.errors import Location, NotFoundError, QuantaError, SpecError
+from quanta.spec.loader import SpecDocument, read_yaml, validate
+from quanta.spec.models import MeshSpec, ProductInput, ProductSpec
+from quanta.spec.semantics import check_product
+
+MESH_FILE = "mesh.yaml"
+PRODUCT_FILE = "dataproduct.yaml"
+
+
+@dataclass(frozen=True)
+class Product:
+    """One data product as declared: its spec, its folder and the document it came from."""
+
+    spec: ProductSpec
+    doc: SpecDocument
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def folder(self) -> Path:
+        return self.doc.file.parent
+
+    def upstream(self) -> list[tuple[str, Address]]:
+        """(input name, address) of each product this one reads."""
+        return [
+            (i.name, Address.parse(i.product)) for i in self.spec.inputs
+            if isinstance(i, ProductInput)
+        ]
+
+
+@dataclass
+class Mesh:
+    """A loaded mesh; ``problems`` holds everything wrong, ``products`` what loaded cleanly."""
+
+    root: Path
+    spec: MeshSpec
+    products: dict[str, Product] = field(default_factory=dict)
+    problems: list[QuantaError] = field(default_factory=list)
+
+    @property
+    def storage_root(self) -> Path:
+        return (self.root / self.spec.storage.root).resolve()
+
+    def product(self, key: str | Address) -> Product:
+        """The product at ``key`` (``domain.product`` or an address), or NotFoundError."""
+        name = key.product_key if isinstance(key, Address) else key
+        try:
+            return self.products[name]
+        except KeyError:
+            raise NotFoundError(
+                f"no product '{name}' in mesh '{self.spec.name}'",
+                hint=f"products: {', '.join(sorted(self.products)) or 'none yet'}",
+            ) from None
+
+    def raise_problems(self) -> None:
+        """Raise a SpecError holding every problem, if there is any."""
+        if self.problems:
+            raise SpecError(self.problems)
+
+    def build_order(self, keys: list[str] | None = None) -> list[str]:
+        """Products in dependency order (upstream first); with ``keys``, those and no others."""
+        wanted = set(keys) if keys else set(self.products)
+        order: list[str] = []
+        done: set[str] = set()
+
+        def visit(key: str) -> None:
+            if key in done:
+                return
+            done.add(key)
+            for _, address in self.products[key].upstream():
+                if address.product_key in self.products:
+                    visit(address.product_key)
+            if key in wanted:
+                order.append(key)
+
+        for key in sorted(wanted):
+            visit(key)
+        return order
+
+    def downstream(self, key: str) -> list[str]:
+        """Products that read ``key`` directly."""
+        return sorted(
+            k for k, p in self.products.items()
+            if any(a.product_key == key for _, a in p.upstream())
+        )
+
+
+def find_mesh_root(start: Path | None = None) -> Path:
+    """``QUANTA_MESH``, else the nearest folder upwards from ``start`` holding mesh.yaml."""
+    env = os.environ.get("QUANTA_MESH")
+    if start is None and env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / MESH_FILE).is_file():
+            return folder
+    raise NotFoundError(
+        f"no {MESH_FILE} in {here} or any folder above it",
+        hint="run inside a mesh, pass --mesh DIR, set QUANTA_MESH, or create one with "
+        "'quanta init DIR'",
+        code="mesh_not_found",
+    )
+
+
+def load_mesh(root: Path) -> Mesh:
+    """Load ``root/mesh.yaml`` and every product; collect problems instead of stopping."""
+    root = root.resolve()
+    mesh_file = root / MESH_FILE
+    if not mesh_file.is_file():
+        raise NotFoundError(
+            f"{mesh_file} does not exist", hint="create a mesh with 'quanta init DIR'",
+            code="mesh_not_found",
+        )
+    doc = read_yaml(mesh_file)
+    spec, problems = validate(doc, MeshSpec)
+    if spec is None:
+        raise SpecError(problems)
+    mesh = Mesh(root=root, spec=spec)
+    files: set[Path] = set()
+    for pattern in spec.products:
+        files.update(p.resolve() for p in root.glob(pattern) if p.is_file())
+    docs: dict[str, SpecDocument] = {}
+    for file in sorted(files):
+        try:
+            product_doc = read_yaml(file)
+        except QuantaError as exc:
+            mesh.problems.append(exc)
+            continue
+        product_spec, found = validate(product_doc, ProductSpec)
+        mesh.problems += found
+        if product_spec is None:
+            continue
+        mesh.problems += check_product(product_spec, product_doc)
+        if product_spec.key in mesh.products:
+            other = mesh.products[product_spec.key].doc.file
+            mesh.problems.append(QuantaError(
+                f"product '{product_spec.key}' is also declared in {other}",
+                hint="each domain.product must be unique in the mesh",
+                location=product_doc.locate(("name",)), code="spec_duplicate_product",
+            ))
+            continue
+        mesh.products[product_spec.key] = Product(product_spec, product_doc)
+        docs[product_spec.key] = product_doc
+    mesh.problems += _check_links(mesh)
+    return mesh
+
+
+def _check_links(mesh: Mesh) -> list[QuantaError]:
+    """Product inputs must name existing products and ports, without cycles."""
+    problems = []
+    for key, product in mesh.products.items():
+        for index, item in enumerate(product.spec.inputs):
+            if not isinstance(item, ProductInput):
+                continue
+            where = product.doc.locate(("inputs", index, "product"))
+            try:
+                address = Address.parse(item.product)
+            except QuantaError:
+                continue  # reported by check_product
+            target = mesh.products.get(address.product_key)
+            if address.product_key == key:
+                problems.append(QuantaError(
+                    f"product '{key}' reads itself", location=where,
+                    hint="a product cannot be its own input", code="spec_cycle",
+                ))
+            elif target is None:
+                problems.append(QuantaError(
+                    f"input '{item.name}' reads unknown product '{address.product_key}'",
+                    location=where, code="spec_unknown_product",
+                    hint=f"products: {', '.join(sorted(mesh.products))}",
+                ))
+            elif address.port and target.spec.port(address.port) is None:
+                problems.append(QuantaError(
+                    f"input '{item.name}' reads unknown port '{address.port}' of "
+                    f"'{address.product_key}'", location=where, code="spec_unknown_port",
+                    hint=f"ports: {', '.join(p.name for p in target.spec.outputs)}",
+                ))
+    problems += _find_cycles(mesh)
+    return problems
+
+
+def _find_cycles(mesh: Mesh) -> list[QuantaError]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    problems: list[QuantaError] = []
+
+    def visit(key: str) -> None:
+        state[key] = 1
+        stack.append(key)
+        for _, address in mesh.products[key].upstream():
+            nxt = address.product_key
+            if nxt not in mesh.products or nxt == key:
+                continue
+            if state.get(nxt) == 1:
+                cycle = [*stack[stack.index(nxt):], nxt]
+                product = mesh.products[key]
+                problems.append(QuantaError(
+                    f"products read each other in a cycle: {' -> '.join(cycle)}",
+                    location=product.doc.locate(("inputs",)) if product.spec.inputs
+                    else Location(product.doc.file),
+                    hint="a product's inputs must not depend on its own outputs; "
+                    "break the cycle", code="spec_cycle",
+                ))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[key] = 2
+
+    for key in sorted(mesh.products):
+        if key not in state:
+            visit(key)
+    return problems

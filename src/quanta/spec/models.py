@@ -1,0 +1,395 @@
+"""Pydantic models of ``mesh.yaml`` and ``dataproduct.yaml``.
+
+Models are frozen and strict and forbid unknown keys; unions are discriminated by ``type:``
+(or ``check:`` for quality checks). Cross-field rules that need the file system or other
+products live in ``quanta.spec.semantics``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from quanta.address import IDENTIFIER
+from quanta.spec.durations import parse_duration
+
+API_VERSION = "quanta/v1"
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
+DECIMAL = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
+SCALAR_TYPES = (
+    "string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp", "binary",
+)
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern, max_length=63)]
+Duration = Annotated[str, Field(description="a whole number and a unit: 30s, 15m, 1h, 400d, 2w")]
+Kind = Literal["source-aligned", "aggregate", "consumer-aligned"]
+Classification = Literal["public", "internal", "confidential", "pii", "restricted"]
+Severity = Literal["error", "warn"]
+
+
+class Model(BaseModel):
+    """Base of every spec model: frozen, strict, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _check_duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+# --- mesh.yaml ---------------------------------------------------------------------------------
+
+
+class StorageSpec(Model):
+    """Where the mesh keeps its data, release manifests and run records."""
+
+    root: str = Field(".quanta", description="folder for storage, relative to mesh.yaml")
+
+
+class CatalogSpec(Model):
+    """The catalog index (the experience plane); QUANTA_CATALOG_URL overrides it."""
+
+    url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in storage root")
+
+
+class GovernanceSpec(Model):
+    """Global policies and standards of the federation, as folders of code."""
+
+    policies: list[str] = Field(default_factory=list)
+    standards: list[str] = Field(default_factory=list)
+
+
+class MeshSpec(Model):
+    """``mesh.yaml``: one mesh, its storage, and where its products live."""
+
+    api_version: Literal["quanta/v1"] = Field(API_VERSION, alias="apiVersion")
+    name: Identifier
+    description: str = ""
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    catalog: CatalogSpec = Field(default_factory=CatalogSpec)
+    products: list[str] = Field(
+        default_factory=lambda: ["domains/*/*/dataproduct.yaml"],
+        description="glob patterns, relative to mesh.yaml, of product spec files",
+    )
+    governance: GovernanceSpec = Field(default_factory=GovernanceSpec)
+    engine: Literal["duckdb"] = "duckdb"
+
+
+# --- dataproduct.yaml: owner, inputs, transform ------------------------------------------------
+
+
+class Owner(Model):
+    """The team accountable for a product, and how to reach it."""
+
+    team: Identifier
+    email: str | None = None
+    name: str | None = None
+
+
+class FileInput(Model):
+    """A file (or glob of files) in csv, parquet, json or ndjson format."""
+
+    type: Literal["file"]
+    name: Identifier
+    path: str = Field(description="path or glob, relative to dataproduct.yaml")
+    format: Literal["csv", "parquet", "json", "ndjson"] | None = Field(
+        None, description="default: from the file extension"
+    )
+    delimiter: str | None = None
+    header: bool = True
+    description: str = ""
+
+
+class SqliteInput(Model):
+    """A table of an operational SQLite database."""
+
+    type: Literal["sqlite"]
+    name: Identifier
+    path: str = Field(description="database file, relative to dataproduct.yaml")
+    table: str
+    description: str = ""
+
+
+class PostgresInput(Model):
+    """A table of an operational PostgreSQL database; the URL comes from the environment."""
+
+    type: Literal["postgres"]
+    name: Identifier
+    url_env: str = Field(description="name of the environment variable holding the URL")
+    table: str = Field(description="table name, optionally schema-qualified")
+    description: str = ""
+
+    @field_validator("url_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            raise ValueError(
+                "url_env names an environment variable (e.g. SUBSCRIPTIONS_DB_URL), "
+                "never the URL itself"
+            )
+        return value
+
+
+class ProductInput(Model):
+    """Another product's output port, at its latest release or a pinned one."""
+
+    type: Literal["product"]
+    name: Identifier
+    product: str = Field(description="address, e.g. quanta://listening/play_events/plays")
+    release: int | None = Field(None, ge=1, description="pin a release; default latest")
+    description: str = ""
+
+
+InputPort = Annotated[
+    FileInput | SqliteInput | PostgresInput | ProductInput, Field(discriminator="type")
+]
+
+
+class SqlTransform(Model):
+    """A DuckDB SQL query; declared inputs are visible as tables by their names."""
+
+    type: Literal["sql"]
+    file: str | None = None
+    sql: str | None = None
+    port: Identifier | None = Field(None, description="output port it fills; default the first")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SqlTransform:
+        if (self.file is None) == (self.sql is None):
+            raise ValueError("give exactly one of 'file' (a .sql file) or 'sql' (inline query)")
+        return self
+
+
+class PythonTransform(Model):
+    """A Python function ``transform(inputs) -> {port: Arrow table or DuckDB relation}``."""
+
+    type: Literal["python"]
+    file: str
+    function: str = "transform"
+
+
+Transform = Annotated[SqlTransform | PythonTransform, Field(discriminator="type")]
+
+
+# --- output ports ------------------------------------------------------------------------------
+
+
+class FieldSpec(Model):
+    """One column of an output port, with its meaning."""
+
+    name: Identifier
+    type: str = Field(description=f"one of {', '.join(SCALAR_TYPES)} or decimal(P,S)")
+    description: str = ""
+    classification: Classification = "internal"
+    polyseme: Identifier | None = Field(
+        None, description="a concept shared across products, e.g. listener_id"
+    )
+    nullable: bool = True
+    unit: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in SCALAR_TYPES and not DECIMAL.match(value):
+            raise ValueError(
+                f"unknown type {value!r}; use one of {', '.join(SCALAR_TYPES)} or decimal(P,S)"
+            )
+        return value
+
+
+class OutputPort(Model):
+    """A named table the product serves, stored as one Delta table."""
+
+    name: Identifier
+    description: str = ""
+    event_time: Identifier | None = Field(None, description="the business-time column")
+    primary_key: list[Identifier] = Field(default_factory=list)
+    fields: list[FieldSpec] = Field(min_length=1)
+
+    def field(self, name: str) -> FieldSpec | None:
+        """The field called ``name``, if any."""
+        return next((f for f in self.fields if f.name == name), None)
+
+
+# --- quality checks ----------------------------------------------------------------------------
+
+
+class CheckBase(Model):
+    """What every quality check shares."""
+
+    port: Identifier | None = Field(None, description="output port; default the first")
+    severity: Severity = "error"
+    name: str | None = None
+    description: str = ""
+
+
+class NotNullCheck(CheckBase):
+    check: Literal["not_null"]
+    columns: list[Identifier] = Field(min_length=1)
+
+
+class UniqueCheck(CheckBase):
+    check: Literal["unique"]
+    columns: list[Identifier] = Field(min_length=1)
+
+
+class AcceptedValuesCheck(CheckBase):
+    check: Literal["accepted_values"]
+    column: Identifier
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+class RangeCheck(CheckBase):
+    check: Literal["range"]
+    column: Identifier
+    min: int | float | None = None
+    max: int | float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RangeCheck:
+        if self.min is None and self.max is None:
+            raise ValueError("a range check needs 'min', 'max' or both")
+        return self
+
+
+class RegexCheck(CheckBase):
+    check: Literal["regex"]
+    column: Identifier
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern does not compile: {exc}") from None
+        return value
+
+
+class RowCountCheck(CheckBase):
+    check: Literal["row_count"]
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class FreshnessCheck(CheckBase):
+    check: Literal["freshness"]
+    column: Identifier | None = Field(None, description="default: the port's event_time")
+    max_age: Duration
+
+    _duration = field_validator("max_age")(_check_duration)
+
+
+class ReferentialCheck(CheckBase):
+    check: Literal["referential"]
+    column: Identifier
+    input: Identifier = Field(description="a declared input holding the referenced values")
+    to_column: Identifier
+
+
+class SqlCheck(CheckBase):
+    check: Literal["sql"]
+    sql: str = Field(description="a query returning the offending rows; the port is `this`")
+
+
+QualityCheck = Annotated[
+    NotNullCheck | UniqueCheck | AcceptedValuesCheck | RangeCheck | RegexCheck | RowCountCheck
+    | FreshnessCheck | ReferentialCheck | SqlCheck,
+    Field(discriminator="check"),
+]
+
+
+# --- SLOs, triggers, policies ------------------------------------------------------------------
+
+
+class Slos(Model):
+    """Service level objectives the product promises its consumers."""
+
+    freshness: Duration | None = None
+    interval_of_change: Duration | None = None
+    timeliness: Duration | None = None
+    completeness: float | None = Field(None, ge=0, le=1)
+    availability: float | None = Field(None, ge=0, le=1)
+    check_pass_rate: float | None = Field(None, ge=0, le=1)
+
+    _durations = field_validator("freshness", "interval_of_change", "timeliness")(
+        _check_duration
+    )
+
+
+class Trigger(Model):
+    """When the product rebuilds: ``every: 15m``, ``on: upstream``, ``on: source-change``."""
+
+    every: Duration | None = None
+    on: Literal["upstream", "source-change", "manual"] | None = None
+    inputs: list[Identifier] | None = None
+
+    _duration = field_validator("every")(_check_duration)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if (self.every is None) == (self.on is None):
+            raise ValueError("a trigger has exactly one of 'every: <duration>' or 'on: <event>'")
+        return self
+
+
+class GrantPolicy(Model):
+    """Who may read which ports, for which purposes."""
+
+    type: Literal["grant"]
+    to: list[str] = Field(min_length=1, description="principals, or group:<name>")
+    ports: list[Identifier] | None = Field(None, description="default: every port")
+    purposes: list[str] | None = None
+
+
+Policy = Annotated[GrantPolicy, Field(discriminator="type")]
+
+
+class ProductSpec(Model):
+    """``dataproduct.yaml``: everything a data product declares about itself."""
+
+    api_version: Literal["quanta/v1"] = Field(API_VERSION, alias="apiVersion")
+    name: Identifier
+    domain: Identifier
+    kind: Kind
+    version: str = Field(description="semantic version of the product's interface")
+    owner: Owner
+    description: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    inputs: list[InputPort] = Field(default_factory=list)
+    transform: Transform
+    outputs: list[OutputPort] = Field(min_length=1)
+    quality: list[QualityCheck] = Field(default_factory=list)
+    slos: Slos = Field(default_factory=Slos)
+    retention: Duration | None = None
+    triggers: list[Trigger] = Field(default_factory=list)
+    policies: list[Policy] = Field(default_factory=list)
+
+    _retention = field_validator("retention")(_check_duration)
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if not SEMVER.match(value):
+            raise ValueError(f"{value!r} is not a semantic version like 1.0.0")
+        return value
+
+    @property
+    def key(self) -> str:
+        """``domain.name``, the product's identity in its mesh."""
+        return f"{self.domain}.{self.name}"
+
+    def port(self, name: str | None = None) -> OutputPort | None:
+        """The output port called ``name``; the first port when ``name`` is None."""
+        if name is None:
+            return self.outputs[0]
+        return next((p for p in self.outputs if p.name == name), None)
+
+    def input(self, name: str) -> Any:
+        """The declared input called ``name``, if any."""
+        return next((i for i in self.inputs if i.name == name), None)

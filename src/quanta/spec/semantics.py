@@ -1,0 +1,139 @@
+"""Rules that span fields, files and products, checked after the models validate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from quanta.address import Address
+from quanta.errors import AddressError, QuantaError
+from quanta.spec.loader import PathItem, SpecDocument
+from quanta.spec.models import ProductInput, ProductSpec, PythonTransform, SqlTransform
+
+
+def _problem(doc: SpecDocument, path: tuple[PathItem, ...], message: str, hint: str) -> QuantaError:
+    return QuantaError(message, hint=hint, location=doc.locate(path), code="spec_inconsistent")
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    dupes = []
+    for name in names:
+        if name in seen:
+            dupes.append(name)
+        seen.add(name)
+    return dupes
+
+
+def check_product(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
+    """Every cross-field problem inside one product spec."""
+    problems: list[QuantaError] = []
+    folder = doc.file.parent
+
+    def add(path: tuple[PathItem, ...], message: str, hint: str) -> None:
+        problems.append(_problem(doc, path, message, hint))
+
+    for name in _duplicates(i.name for i in spec.inputs):
+        add(("inputs",), f"input '{name}' is declared twice", "give each input its own name")
+    for name in _duplicates(p.name for p in spec.outputs):
+        add(("outputs",), f"output port '{name}' is declared twice", "rename one of them")
+    for p_index, port in enumerate(spec.outputs):
+        names = [f.name for f in port.fields]
+        for name in _duplicates(names):
+            add(("outputs", p_index, "fields"), f"field '{name}' of port '{port.name}' is "
+                "declared twice", "remove or rename the second one")
+        if port.event_time and port.event_time not in names:
+            add(("outputs", p_index, "event_time"), f"event_time '{port.event_time}' is not a "
+                f"field of port '{port.name}'", f"use one of: {', '.join(names)}")
+        elif port.event_time:
+            kind = port.field(port.event_time)
+            if kind and kind.type not in ("timestamp", "date"):
+                add(("outputs", p_index, "event_time"), f"event_time '{port.event_time}' has "
+                    f"type {kind.type}", "the event-time column must be a timestamp or a date")
+        for k_index, column in enumerate(port.primary_key):
+            if column not in names:
+                add(("outputs", p_index, "primary_key", k_index), f"primary key column "
+                    f"'{column}' is not a field of port '{port.name}'",
+                    f"use one of: {', '.join(names)}")
+    problems += _check_transform(spec, doc, folder)
+    problems += _check_quality(spec, doc)
+    input_names = {i.name for i in spec.inputs}
+    for t_index, trigger in enumerate(spec.triggers):
+        for name in trigger.inputs or []:
+            if name not in input_names:
+                add(("triggers", t_index, "inputs"), f"trigger names unknown input '{name}'",
+                    f"declared inputs: {', '.join(sorted(input_names)) or 'none'}")
+    for i_index, item in enumerate(spec.inputs):
+        if isinstance(item, ProductInput):
+            try:
+                Address.parse(item.product)
+            except AddressError as exc:
+                add(("inputs", i_index, "product"), exc.message, exc.hint or "")
+    for p_index, policy in enumerate(spec.policies):
+        for port_name in policy.ports or []:
+            if spec.port(port_name) is None:
+                add(("policies", p_index, "ports"), f"policy names unknown port '{port_name}'",
+                    f"ports: {', '.join(p.name for p in spec.outputs)}")
+    return problems
+
+
+def _check_transform(spec: ProductSpec, doc: SpecDocument, folder: Path) -> list[QuantaError]:
+    problems = []
+    transform = spec.transform
+    if transform.file is not None and not (folder / transform.file).is_file():
+        problems.append(_problem(
+            doc, ("transform", "file"), f"transform file '{transform.file}' does not exist",
+            f"create it next to {doc.file.name}, or fix the path",
+        ))
+    if isinstance(transform, SqlTransform) and transform.port and spec.port(
+        transform.port
+    ) is None:
+        problems.append(_problem(
+            doc, ("transform", "port"), f"transform fills unknown port '{transform.port}'",
+            f"ports: {', '.join(p.name for p in spec.outputs)}",
+        ))
+    if isinstance(transform, SqlTransform) and len(spec.outputs) > 1 and transform.port is None:
+        problems.append(_problem(
+            doc, ("transform",), "a SQL transform fills one port, but the product has "
+            f"{len(spec.outputs)}", "use a Python transform to fill several ports",
+        ))
+    if isinstance(transform, PythonTransform) and not transform.function.isidentifier():
+        problems.append(_problem(
+            doc, ("transform", "function"), f"'{transform.function}' is not a function name",
+            "name a top-level function of the transform file, e.g. transform",
+        ))
+    return problems
+
+
+def _check_quality(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
+    problems = []
+    for index, check in enumerate(spec.quality):
+        path: tuple[PathItem, ...] = ("quality", index)
+        port = spec.port(check.port)
+        if port is None:
+            problems.append(_problem(
+                doc, (*path, "port"), f"check names unknown port '{check.port}'",
+                f"ports: {', '.join(p.name for p in spec.outputs)}",
+            ))
+            continue
+        columns = list(getattr(check, "columns", None) or [])
+        if getattr(check, "column", None):
+            columns.append(check.column)  # type: ignore[attr-defined]
+        names = [f.name for f in port.fields]
+        for column in columns:
+            if column not in names:
+                problems.append(_problem(
+                    doc, path, f"check '{check.check}' names unknown column '{column}' of port "
+                    f"'{port.name}'", f"columns: {', '.join(names)}",
+                ))
+        if check.check == "freshness" and check.column is None and port.event_time is None:
+            problems.append(_problem(
+                doc, path, "freshness check has no column and the port declares no event_time",
+                "add 'column: <timestamp column>' or an event_time to the port",
+            ))
+        if check.check == "referential" and spec.input(check.input) is None:
+            problems.append(_problem(
+                doc, (*path, "input"), f"referential check names unknown input '{check.input}'",
+                f"declared inputs: {', '.join(i.name for i in spec.inputs) or 'none'}",
+            ))
+    return problems

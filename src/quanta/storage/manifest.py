@@ -1,0 +1,96 @@
+"""Release manifests and run records: the durable facts of a product's history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    """Base of stored records: frozen, unknown keys kept out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataFile(Record):
+    """One Parquet file of a port at a release, with its digest."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+class PortRelease(Record):
+    """Where one output port of a release lives."""
+
+    delta_version: int
+    schema_hash: str
+    rows: int
+    files: list[DataFile]
+
+
+class CheckResult(Record):
+    """Outcome of one quality check on one release candidate."""
+
+    name: str
+    check: str
+    port: str
+    severity: Literal["error", "warn"]
+    passed: bool
+    failing_rows: int = 0
+    total_rows: int = 0
+    message: str = ""
+    sample: list[dict[str, Any]] = Field(default_factory=list)
+    dimension: str | None = Field(None, description="the quality metric it informs")
+
+
+class InputRead(Record):
+    """What one input was when the build read it."""
+
+    type: str
+    product: str | None = None
+    release: int | None = None
+    rows: int | None = None
+    fingerprint: str | None = None
+
+
+class Release(Record):
+    """An immutable product version: one Delta version per port, and how it came to be."""
+
+    product: str
+    release: int
+    interface_version: str
+    committed_at: datetime
+    recorded_at: datetime
+    run_id: str
+    ports: dict[str, PortRelease]
+    inputs: dict[str, InputRead] = Field(default_factory=dict)
+    checks: list[CheckResult] = Field(default_factory=list)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    profile: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.ports.values())
+
+
+class RunRecord(Record):
+    """One build attempt of one product, successful or not."""
+
+    run_id: str
+    product: str
+    started_at: datetime
+    ended_at: datetime
+    outcome: Literal["released", "failed", "unchanged"]
+    release: int | None = None
+    rows: dict[str, int] = Field(default_factory=dict)
+    inputs: dict[str, InputRead] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    stages: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()

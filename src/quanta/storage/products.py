@@ -1,0 +1,222 @@
+"""Per-product storage: one Delta table per output port, release manifests, run records.
+
+Layout under the mesh's storage root::
+
+    products/<domain>/<product>/ports/<port>/      Delta table
+    products/<domain>/<product>/releases/NNNNNN.json   one manifest per release
+    runs/<run_id>.json                               one record per build attempt
+
+A release exists once its manifest exists; the manifest is written last and atomically, so
+a build that dies halfway leaves the previous release as the latest one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
+from pydantic import ValidationError
+
+from quanta.errors import NotFoundError, StorageError
+from quanta.storage.files import create_atomic, sha256_file, write_atomic
+from quanta.storage.manifest import DataFile, PortRelease, Release, RunRecord
+
+_RELEASE_FILE = re.compile(r"^(\d{6,})\.json$")
+_verified: dict[tuple[str, int, int], str] = {}
+
+
+def schema_hash(schema: pa.Schema) -> str:
+    """A short stable digest of column names, types and nullability."""
+    shape = [(f.name, str(f.type), f.nullable) for f in schema]
+    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
+
+
+class ProductStorage:
+    """Read and write one product's ports, releases and their integrity facts."""
+
+    def __init__(self, storage_root: Path, product_key: str) -> None:
+        domain, _, name = product_key.partition(".")
+        self.key = product_key
+        self.folder = storage_root / "products" / domain / name
+        self.release_folder = self.folder / "releases"
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def release_numbers(self) -> list[int]:
+        """Numbers of every committed release, oldest first."""
+        if not self.release_folder.is_dir():
+            return []
+        numbers = []
+        for entry in self.release_folder.iterdir():
+            match = _RELEASE_FILE.match(entry.name)
+            if match:
+                numbers.append(int(match.group(1)))
+        return sorted(numbers)
+
+    def releases(self) -> list[Release]:
+        """Every committed release, oldest first."""
+        return [self.release(n) for n in self.release_numbers()]
+
+    def latest(self) -> Release | None:
+        """The newest committed release, or None before the first build."""
+        numbers = self.release_numbers()
+        return self.release(numbers[-1]) if numbers else None
+
+    def release(self, number: int) -> Release:
+        """Release ``number``, or NotFoundError naming the ones that exist."""
+        file = self._release_file(number)
+        try:
+            return Release.model_validate_json(file.read_bytes())
+        except FileNotFoundError:
+            numbers = self.release_numbers()
+            known = f"releases 1..{numbers[-1]}" if numbers else "no releases yet"
+            raise NotFoundError(
+                f"{self.key} has no release {number}",
+                hint=f"{self.key} has {known}; see 'quanta versions'",
+                code="release_not_found",
+            ) from None
+        except (ValidationError, OSError) as exc:
+            raise StorageError(
+                f"release manifest {file} is unreadable: {exc}",
+                hint="the release may have been tampered with; rebuild the product",
+            ) from None
+
+    def release_as_of(self, moment: datetime) -> Release | None:
+        """The release that was current at ``moment`` (None if there was none yet)."""
+        current = None
+        for release in self.releases():
+            if release.committed_at <= moment:
+                current = release
+        return current
+
+    def port_path(self, port: str) -> Path:
+        return self.folder / "ports" / port
+
+    def data_files(self, release: Release, port: str) -> list[Path]:
+        """Absolute paths of the Parquet files of ``port`` at ``release``."""
+        return [self.port_path(port) / f.path for f in self._port(release, port).files]
+
+    def arrow_schema(self, release: Release, port: str) -> pa.Schema:
+        """The Arrow schema of ``port`` at ``release`` (from the Delta log)."""
+        version = self._port(release, port).delta_version
+        table = DeltaTable(str(self.port_path(port)), version=version)
+        return pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
+
+    def verify(self, release: Release, ports: list[str] | None = None) -> None:
+        """Check every data file against its recorded size and SHA-256; raise if any differs."""
+        for name in ports or list(release.ports):
+            for item in self._port(release, name).files:
+                path = self.port_path(name) / item.path
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    raise StorageError(
+                        f"data file of {self.key} port '{name}' release {release.release} is "
+                        f"missing: {item.path}", hint="rebuild the product to make a new release",
+                        code="integrity_failed",
+                    ) from None
+                cache_key = (str(path), stat.st_size, stat.st_mtime_ns)
+                digest = _verified.get(cache_key)
+                if digest is None:
+                    digest = sha256_file(path) if stat.st_size == item.size else "size-differs"
+                    _verified[cache_key] = digest
+                if digest != item.sha256:
+                    raise StorageError(
+                        f"data file of {self.key} port '{name}' release {release.release} does "
+                        f"not match its recorded SHA-256: {item.path}",
+                        hint="the file was changed or corrupted after release; rebuild the "
+                        "product or restore the file", code="integrity_failed",
+                    )
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def write_port(self, port: str, data: pa.RecordBatchReader | pa.Table) -> PortRelease:
+        """Write ``data`` as a new Delta version of ``port``; unreleased until committed."""
+        path = self.port_path(port)
+        path.mkdir(parents=True, exist_ok=True)
+        schema = data.schema
+        try:
+            write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite")
+            table = DeltaTable(str(path))
+        except (DeltaError, OSError) as exc:
+            raise StorageError(
+                f"writing port '{port}' of {self.key} failed: {exc}",
+                hint="check free disk space and permissions of the storage root",
+            ) from None
+        files = []
+        rows = 0
+        for action in _add_actions(table):
+            file = path / action["path"]
+            files.append(DataFile(
+                path=action["path"], size=file.stat().st_size, sha256=sha256_file(file)
+            ))
+            rows += int(action["num_records"] or 0)
+        return PortRelease(
+            delta_version=table.version(), schema_hash=schema_hash(schema), rows=rows,
+            files=files,
+        )
+
+    def commit(self, release: Release) -> Release:
+        """Make ``release`` visible to readers; fails if that number was taken meanwhile."""
+        data = release.model_dump_json(indent=2).encode()
+        if not create_atomic(self._release_file(release.release), data):
+            raise StorageError(
+                f"release {release.release} of {self.key} was committed by another build",
+                hint="two builds of one product ran at once; build again",
+                code="release_conflict",
+            )
+        return release
+
+    def _release_file(self, number: int) -> Path:
+        return self.release_folder / f"{number:06d}.json"
+
+    def _port(self, release: Release, port: str) -> PortRelease:
+        try:
+            return release.ports[port]
+        except KeyError:
+            raise NotFoundError(
+                f"{self.key} release {release.release} has no port '{port}'",
+                hint=f"ports: {', '.join(release.ports)}", code="port_not_found",
+            ) from None
+
+
+def _add_actions(table: DeltaTable) -> Iterator[dict[str, Any]]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    for row in actions.select(["path", "num_records"]).to_pylist():
+        yield row
+
+
+class RunLog:
+    """Build attempts of every product in the mesh, newest last."""
+
+    def __init__(self, storage_root: Path) -> None:
+        self.folder = storage_root / "runs"
+
+    def record(self, run: RunRecord) -> None:
+        """Store one run record durably."""
+        write_atomic(self.folder / f"{run.run_id}.json", run.model_dump_json(indent=2).encode())
+
+    def runs(self, product: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Run records (optionally of one product), oldest first, at most ``limit`` newest."""
+        if not self.folder.is_dir():
+            return []
+        files = sorted(f for f in self.folder.glob("*.json"))
+        records = []
+        for file in reversed(files):
+            try:
+                run = RunRecord.model_validate_json(file.read_bytes())
+            except (ValidationError, OSError):
+                continue
+            if product is None or run.product == product:
+                records.append(run)
+                if limit is not None and len(records) >= limit:
+                    break
+        return list(reversed(records))
