@@ -78,8 +78,8 @@ class SpecError(QuantaError):
     def __init__(self, problems: list[QuantaError]) -> None:
         first = problems[0] if problems else QuantaError("invalid specification")
         count = len(problems)
-        summary = first.render() if count == 1 else f"{count} problems in specifications"
-        super().__init__(summary, location=first.location)
+        summary = first.message if count == 1 else f"{count} problems in specifications"
+        super().__init__(summary, location=first.location if count == 1 else None)
         self.problems = problems
 
 

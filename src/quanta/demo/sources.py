@@ -28,16 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from adbc_driver_sqlite import dbapi
 
-__all__ = [
-    "COUNTRIES",
-    "DEVICES",
-    "GENRES",
-    "PLANS",
-    "PLAYS_WINDOW_END",
-    "PLAYS_WINDOW_START",
-    "SourceSummary",
-    "generate_sources",
-]
+__all__ = ["COUNTRIES", "DEVICES", "GENRES", "PLANS", "PLAYS_WINDOW_END", "PLAYS_WINDOW_START",
+           "SourceSummary", "generate_sources"]
 
 Array = npt.NDArray[Any]
 
@@ -84,7 +76,7 @@ _HOURLY_P = _HOURLY_P / _HOURLY_P.sum()
 _WORDS: dict[str, tuple[str, ...]] = {
     "adj": _split(
         "Velvet Electric Silent Golden Neon Paper Hollow Crimson Midnight Wild Lunar Broken Static "
-        "Honey Iron Glass Quiet Restless Silver Burning Frozen Northern Tender Violet Analog Cosmic "
+        "Honey Iron Glass Quiet Restless Silver Burning Frozen Northern Tender Violet Cosmic "
         "Dusty Gentle Lucky Sleepy Secret Marble Faded Bright Savage Little Endless Copper Blue"),
     "noun": _split(
         "Harbor Fox Tide Engine Garden Signal Comet Canyon River Lantern Mirror Orchard Avenue "
@@ -401,29 +393,16 @@ def _timestamp_strings(ms: Array, *, millis: bool = False) -> pa.Array:
 
 
 _PLAYS_DDL = """CREATE TABLE plays (
-    play_id TEXT NOT NULL PRIMARY KEY,
-    listener_id TEXT NOT NULL,
-    track_id TEXT NOT NULL,
-    played_at TEXT NOT NULL,
-    ms_played INTEGER NOT NULL,
-    device TEXT NOT NULL,
-    country TEXT NOT NULL
-)"""
+    play_id TEXT NOT NULL PRIMARY KEY, listener_id TEXT NOT NULL, track_id TEXT NOT NULL,
+    played_at TEXT NOT NULL, ms_played INTEGER NOT NULL, device TEXT NOT NULL,
+    country TEXT NOT NULL)"""
 _PLAN_PRICES_DDL = """CREATE TABLE plan_prices (
-    plan TEXT NOT NULL PRIMARY KEY,
-    monthly_price_cents INTEGER NOT NULL,
-    currency TEXT NOT NULL
-)"""
+    plan TEXT NOT NULL PRIMARY KEY, monthly_price_cents INTEGER NOT NULL, currency TEXT NOT NULL)"""
 _ACCOUNTS_DDL = """CREATE TABLE accounts (
-    listener_id TEXT NOT NULL PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    birth_date TEXT NOT NULL,
-    country TEXT NOT NULL,
-    plan TEXT NOT NULL REFERENCES plan_prices (plan),
-    signed_up_at TEXT NOT NULL,
-    cancelled_at TEXT,
-    marketing_consent INTEGER NOT NULL CHECK (marketing_consent IN (0, 1))
-)"""
+    listener_id TEXT NOT NULL PRIMARY KEY, email TEXT NOT NULL UNIQUE, birth_date TEXT NOT NULL,
+    country TEXT NOT NULL, plan TEXT NOT NULL REFERENCES plan_prices (plan),
+    signed_up_at TEXT NOT NULL, cancelled_at TEXT,
+    marketing_consent INTEGER NOT NULL CHECK (marketing_consent IN (0, 1)))"""
 
 
 def _write_sqlite(path: Path, tables: Sequence[tuple[str, str, pa.Table]]) -> None:

@@ -77,8 +77,8 @@ class DuckDBSession:
         return self.con.sql(sql).to_arrow_reader(batch_rows)
 
     def scalar(self, sql: str) -> Any:
-        row = self.con.sql(sql).fetchone()
-        return row[0] if row else None
+        rows = self.con.sql(sql).fetchall()
+        return rows[0][0] if rows else None
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.sql(sql).fetchall()

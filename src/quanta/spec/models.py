@@ -194,6 +194,11 @@ class FieldSpec(Model):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
+        if value.startswith("decimal(") and not value.endswith(")"):
+            raise ValueError(
+                f"type {value!r} is cut at a comma; in {{...}} flow style quote it: "
+                "type: 'decimal(10,2)'"
+            )
         if value not in SCALAR_TYPES and not DECIMAL.match(value):
             raise ValueError(
                 f"unknown type {value!r}; use one of {', '.join(SCALAR_TYPES)} or decimal(P,S)"

@@ -1,6 +1,13 @@
 """Infrastructure plane storage: Delta tables per output port, releases, run records."""
 
-from quanta.storage.manifest import CheckResult, DataFile, InputRead, PortRelease, Release, RunRecord
+from quanta.storage.manifest import (
+    CheckResult,
+    DataFile,
+    InputRead,
+    PortRelease,
+    Release,
+    RunRecord,
+)
 from quanta.storage.products import ProductStorage, RunLog, schema_hash
 
 __all__ = [

@@ -1,0 +1,75 @@
+"""MeshContext: the one object the CLI, HTTP API, portal and SDK hold."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from quanta.address import Address
+from quanta.build.runner import Builder, BuildResult
+from quanta.console import Reporter, SilentReporter
+from quanta.engine.base import EngineLimits
+from quanta.errors import QuantaError
+from quanta.sidecar import AsOf, MeshReader, QueryResult
+from quanta.spec.mesh import Mesh, Product, find_mesh_root, load_mesh
+from quanta.storage import ProductStorage, Release, RunLog, RunRecord
+
+
+class MeshContext:
+    """A mesh opened for work: its specs, storage, builds and reads."""
+
+    def __init__(self, root: Path | str, reporter: Reporter | None = None,
+                 limits: EngineLimits | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.reporter = reporter or SilentReporter()
+        self.limits = limits
+
+    @classmethod
+    def discover(cls, mesh: Path | str | None = None, reporter: Reporter | None = None
+                 ) -> MeshContext:
+        """Open ``mesh``, else the mesh found from QUANTA_MESH or the working folder upwards."""
+        root = find_mesh_root(Path(mesh)) if mesh else find_mesh_root()
+        return cls(root, reporter)
+
+    @cached_property
+    def mesh(self) -> Mesh:
+        """The loaded mesh (problems collected, not raised)."""
+        return load_mesh(self.root)
+
+    def validate(self) -> list[QuantaError]:
+        """Every problem in the mesh's specs."""
+        return list(self.mesh.problems)
+
+    def product(self, key: str | Address) -> Product:
+        """A product by ``domain.product`` or address."""
+        return self.mesh.product(Address.parse(key) if isinstance(key, str) else key)
+
+    def storage(self, key: str) -> ProductStorage:
+        return ProductStorage(self.mesh.storage_root, key)
+
+    def releases(self, key: str | Address) -> list[Release]:
+        """Every release of a product, oldest first."""
+        return self.storage(self.product(key).key).releases()
+
+    def build(self, keys: list[str] | None = None) -> list[BuildResult]:
+        """Build products (all by default), upstream first; specs must be valid."""
+        self.mesh.raise_problems()
+        wanted = [self.product(k).key for k in keys] if keys else None
+        return Builder(self.mesh, self.reporter, self.limits).build(wanted)
+
+    @property
+    def reader(self) -> MeshReader:
+        return MeshReader(self.mesh, self.limits)
+
+    def query(self, sql: str, as_of: str | int | None = None) -> QueryResult:
+        """Run one SELECT over the mesh's ports at ``as_of`` (release number or timestamp)."""
+        return self.reader.query(sql, AsOf.parse(as_of))
+
+    def read(self, address: str | Address, as_of: str | int | None = None) -> QueryResult:
+        """A whole port, at its latest release, ``address@N`` or ``as_of``."""
+        return self.reader.read(address, AsOf.parse(as_of))
+
+    def runs(self, product: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Build history, oldest first."""
+        key = self.product(product).key if product else None
+        return RunLog(self.mesh.storage_root).runs(key, limit)
