@@ -1,1 +1,289 @@
-def run() -> None: ...
+"""The ``quanta`` command line: a thin shell over MeshContext."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from quanta.cli import render
+from quanta.cli.progress import RichReporter
+from quanta.context import MeshContext
+from quanta.errors import QuantaError, SpecError
+
+app = typer.Typer(
+    name="quanta", no_args_is_help=True, add_completion=False,
+    help="quanta: declare, build, release and query the data products of a data mesh.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+MeshOption = Annotated[Path | None, typer.Option(
+    "--mesh", help="mesh folder (default: nearest folder upwards with mesh.yaml, or QUANTA_MESH)",
+    show_default=False,
+)]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def boundary(function: F) -> F:
+    """Render QuantaErrors as one clear message and exit 1; never show a traceback for them."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return function(*args, **kwargs)
+        except QuantaError as exc:
+            problems = exc.problems if isinstance(exc, SpecError) else [exc]
+            if as_json:
+                out.print_json(json.dumps({"ok": False, "errors": [p.to_dict() for p in problems]}))
+            else:
+                for problem in problems:
+                    err.print(f"[red]error:[/] {problem.render()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("QUANTA_DEBUG"):
+                raise
+            err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                      "[dim]This is a bug in quanta. Run again with QUANTA_DEBUG=1 for the "
+                      "stack trace and report it.[/]", soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def context(mesh: Path | None) -> MeshContext:
+    return MeshContext.discover(mesh)
+
+
+@app.command()
+@boundary
+def init(
+    folder: Annotated[Path, typer.Argument(help="folder to create the mesh in")],
+    name: Annotated[str | None, typer.Option(help="mesh name (default: folder name)")] = None,
+) -> None:
+    """Create a new, empty mesh."""
+    from quanta.scaffold import init_mesh
+
+    file = init_mesh(folder, name)
+    out.print(f"[green]✓[/] created {file}\n  next: cd {folder} && quanta new "
+              "<domain>.<product> --kind source-aligned")
+
+
+@app.command()
+@boundary
+def new(
+    product: Annotated[str, typer.Argument(help="DOMAIN.PRODUCT, e.g. listening.play_events")],
+    kind: Annotated[str, typer.Option(help="source-aligned, aggregate or consumer-aligned")] = (
+        "source-aligned"),
+    input: Annotated[list[str] | None, typer.Option(
+        "--input", help="a product this one reads (repeatable), e.g. quanta://d/p")] = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Scaffold a product: dataproduct.yaml, a transform and a test that build as they are."""
+    from quanta.scaffold import new_product
+
+    ctx = context(mesh)
+    folder = new_product(ctx.root, product, kind, input)
+    out.print(f"[green]✓[/] created {folder}")
+    for file in sorted(folder.iterdir()):
+        out.print(f"    {file.name}")
+    out.print(f"  next: edit {folder / 'dataproduct.yaml'}, then: quanta build {product}")
+
+
+@app.command()
+@boundary
+def validate(mesh: MeshOption = None, as_json: JsonOption = False) -> None:
+    """Check every spec; print every problem as file:line:col: message (hint)."""
+    ctx = context(mesh)
+    problems = ctx.validate()
+    if as_json:
+        out.print_json(json.dumps({
+            "ok": not problems, "products": sorted(ctx.mesh.products),
+            "errors": [p.to_dict() for p in problems],
+        }))
+    else:
+        for problem in problems:
+            out.print(problem.render(), highlight=False, soft_wrap=True)
+        if problems:
+            err.print(f"[red]✗[/] {len(problems)} problem(s) in {ctx.root}")
+        else:
+            out.print(f"[green]✓[/] {len(ctx.mesh.products)} products valid in {ctx.root}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@boundary
+def schema(
+    file: Annotated[str | None, typer.Argument(help="'dataproduct' or 'mesh' (default: both)")
+                    ] = None,
+) -> None:
+    """Print the JSON Schema of dataproduct.yaml and mesh.yaml (for editors)."""
+    from quanta.spec.jsonschema import json_schemas
+
+    schemas = json_schemas()
+    if file is None:
+        document: Any = schemas
+    elif f"{file.removesuffix('.yaml')}.yaml" in schemas:
+        document = schemas[f"{file.removesuffix('.yaml')}.yaml"]
+    else:
+        raise QuantaError(f"no schema for {file!r}", hint="use 'dataproduct' or 'mesh'")
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+@app.command()
+@boundary
+def build(
+    products: Annotated[list[str] | None, typer.Argument(
+        help="DOMAIN.PRODUCT ... (default: every product, upstream first)")] = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Build products; each successful build makes a new immutable release."""
+    ctx = context(mesh)
+    ctx.mesh.raise_problems()
+    order = ctx.mesh.build_order([ctx.product(p).key for p in products] if products else None)
+    start = time.perf_counter()
+    with RichReporter(out, total=len(order)) as reporter:
+        ctx.reporter = reporter
+        results = ctx.build(products or None)
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        for check in result.checks:
+            if not check.passed and check.severity == "warn":
+                out.print(f"  [yellow]warn[/] {result.product}: {check.name}: {check.message}")
+    seconds = time.perf_counter() - start
+    if failed:
+        err.print(f"[red]✗[/] {len(failed)} of {len(results)} product(s) failed "
+                  f"({seconds:.1f}s); last releases are unchanged. Details: quanta runs")
+        raise typer.Exit(1)
+    out.print(f"[green]✓[/] built {len(results)} product(s) in {seconds:.1f}s")
+
+
+@app.command()
+@boundary
+def versions(
+    address: Annotated[str, typer.Argument(help="quanta://domain/product or domain.product")],
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """List the releases of a product."""
+    ctx = context(mesh)
+    product = ctx.product(address)
+    releases = ctx.releases(product.key)
+    if as_json:
+        out.print_json(render.dumps([r.model_dump(exclude={"profile"}) for r in releases]))
+    elif not releases:
+        out.print(f"{product.key} has no releases yet; build it: quanta build {product.key}")
+    else:
+        out.print(render.releases_table(product.key, releases))
+
+
+@app.command()
+@boundary
+def show(
+    address: Annotated[str, typer.Argument(help="quanta://domain/product or domain.product")],
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """Show a product: owner, kind, ports and schemas, releases, checks and metrics."""
+    from quanta.cli.show import print_product
+
+    ctx = context(mesh)
+    product = ctx.product(address)
+    document = render.product_document(
+        product, ctx.releases(product.key), ctx.mesh.downstream(product.key)
+    )
+    if as_json:
+        out.print_json(render.dumps(document))
+    else:
+        print_product(out, document)
+
+
+@app.command()
+@boundary
+def query(
+    sql: Annotated[str, typer.Argument(help="one SELECT over ports, e.g. "
+                                       "'SELECT * FROM listening.play_events LIMIT 5'")],
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="release number (one product) or timestamp (all products)")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="table, csv, json or parquet")] = "table",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write to this file instead of the terminal")] = None,
+    max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 50,
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """Run one read-only SQL query over the mesh's released data."""
+    from quanta.cli.export import write_result
+
+    ctx = context(mesh)
+    result = ctx.query(sql, as_of)
+    fmt = "json" if as_json else format
+    write_result(out, err, result, fmt, output, max_rows)
+
+
+@app.command()
+@boundary
+def runs(
+    product: Annotated[str | None, typer.Argument(help="only runs of this product")] = None,
+    limit: Annotated[int, typer.Option(help="newest runs to show")] = 20,
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """Show build history: durations, rows, outcome, errors."""
+    ctx = context(mesh)
+    records = ctx.runs(product, limit)
+    if as_json:
+        out.print_json(render.dumps([r.model_dump() for r in records]))
+    elif not records:
+        out.print("no builds yet; run: quanta build")
+    else:
+        out.print(render.runs_table(records))
+
+
+@app.command()
+@boundary
+def demo(
+    folder: Annotated[Path, typer.Argument(help="where to create the demo mesh")] = Path(
+        "daff-demo"),
+    events: Annotated[int, typer.Option(help="play events to generate")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
+    force: Annotated[bool, typer.Option(help="replace an existing demo folder")] = False,
+) -> None:
+    """Generate the Daff Inc. demo mesh and build every product."""
+    from quanta.demo.mesh import create_demo
+
+    start = time.perf_counter()
+    with out.status(f"generating Daff Inc. sources ({events:,} play events)…"):
+        summary = create_demo(folder, events=events, seed=seed, force=force)
+    out.print(f"[green]✓[/] generated {summary.plays:,} plays, {summary.accounts:,} accounts, "
+              f"{summary.tracks:,} tracks in {folder} ({time.perf_counter() - start:.1f}s)")
+    ctx = MeshContext(folder)
+    ctx.mesh.raise_problems()
+    with RichReporter(out, total=len(ctx.mesh.products)) as reporter:
+        ctx.reporter = reporter
+        results = ctx.build()
+    if not all(r.ok for r in results):
+        err.print("[red]✗[/] some demo products failed to build; see: quanta runs")
+        raise typer.Exit(1)
+    from quanta.cli.show import print_demo_tour
+
+    print_demo_tour(out, ctx, folder, time.perf_counter() - start)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,57 @@
+"""Write a query result to the terminal or a file in the format asked for."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+
+from quanta.cli.render import arrow_table, jsonable
+from quanta.errors import QuantaError
+from quanta.sidecar import QueryResult
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def write_result(out: Console, err: Console, result: QueryResult, fmt: str,
+                 output: Path | None, max_rows: int) -> None:
+    """Render ``result`` as ``fmt`` to ``output`` (or stdout); the snapshot goes to stderr."""
+    if fmt not in FORMATS:
+        raise QuantaError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}",
+                          code="format_invalid")
+    table = result.table
+    if fmt == "table" and output is None:
+        out.print(arrow_table(table, max_rows))
+        more = table.num_rows - max_rows
+        tail = f", {more:,} more not shown (use --format csv or -o FILE)" if more > 0 else ""
+        err.print(f"[dim]{table.num_rows:,} rows{tail}; snapshot {result.snapshot_header()}[/]")
+        return
+    if fmt == "parquet":
+        if output is None and sys.stdout.isatty():
+            raise QuantaError("parquet is binary; it will not be written to a terminal",
+                              hint="add -o result.parquet", code="output_required")
+        target = output or sys.stdout.buffer
+        pq.write_table(table, target)  # type: ignore[arg-type]
+    elif fmt == "csv":
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        _emit(buffer.getvalue(), output)
+    else:
+        document = {"snapshot": result.snapshot, "rows": jsonable(table.to_pylist())}
+        _emit((json.dumps(document, ensure_ascii=False) + "\n").encode(), output)
+    if output is not None:
+        err.print(f"[green]✓[/] wrote {table.num_rows:,} rows to {output} "
+                  f"(snapshot {result.snapshot_header()})")
+
+
+def _emit(data: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(data)

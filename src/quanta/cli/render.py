@@ -1,0 +1,134 @@
+"""Turn library results into terminal tables and JSON documents."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from rich.table import Table
+
+from quanta.spec.mesh import Product
+from quanta.storage import Release, RunRecord
+
+
+def jsonable(value: Any) -> Any:
+    """A value JSON can carry without losing meaning (decimals stay exact as strings)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Indented JSON of ``value``."""
+    return json.dumps(jsonable(value), indent=2, ensure_ascii=False)
+
+
+def arrow_table(table: pa.Table, max_rows: int = 50) -> Table:
+    """A rich table of the first ``max_rows`` rows of an Arrow table."""
+    out = Table(show_lines=False, header_style="bold")
+    for field in table.schema:
+        justify = "right" if pa.types.is_integer(field.type) or pa.types.is_floating(
+            field.type) or pa.types.is_decimal(field.type) else "left"
+        out.add_column(f"{field.name}\n[dim]{field.type}[/]", justify=justify)
+    for row in table.slice(0, max_rows).to_pylist():
+        out.add_row(*("[dim]null[/]" if v is None else str(v) for v in row.values()))
+    return out
+
+
+def releases_table(key: str, releases: list[Release]) -> Table:
+    out = Table(title=f"releases of {key}", header_style="bold")
+    for column in ("release", "committed (UTC)", "version", "rows", "checks", "run"):
+        out.add_column(column, justify="right" if column in ("release", "rows") else "left")
+    for r in releases:
+        out.add_row(str(r.release), f"{r.committed_at:%Y-%m-%d %H:%M:%S}", r.interface_version,
+                    f"{r.rows:,}", check_summary(r), r.run_id)
+    return out
+
+
+def check_summary(release: Release) -> str:
+    passed = sum(c.passed for c in release.checks)
+    warned = sum(1 for c in release.checks if not c.passed and c.severity == "warn")
+    text = f"{passed}/{len(release.checks)} passed"
+    return text + (f", [yellow]{warned} warn[/]" if warned else "")
+
+
+def runs_table(runs: list[RunRecord]) -> Table:
+    out = Table(title="build runs", header_style="bold")
+    for column in ("started (UTC)", "product", "outcome", "release", "rows", "seconds", "detail"):
+        out.add_column(column, justify="right" if column in ("rows", "seconds", "release")
+                       else "left")
+    colors = {"released": "green", "failed": "red", "unchanged": "blue"}
+    for run in runs:
+        detail = (run.error or {}).get("message", "") if run.error else "; ".join(run.warnings)
+        out.add_row(
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.product,
+            f"[{colors[run.outcome]}]{run.outcome}[/]", str(run.release or ""),
+            f"{sum(run.rows.values()):,}" if run.rows else "", f"{run.seconds:.2f}",
+            str(detail)[:120],
+        )
+    return out
+
+
+def product_document(product: Product, releases: list[Release], downstream: list[str]
+                     ) -> dict[str, Any]:
+    """What ``quanta show`` tells about a product, as one JSON-ready document."""
+    spec = product.spec
+    latest = releases[-1] if releases else None
+    return {
+        "address": f"quanta://{spec.domain}/{spec.name}",
+        "name": spec.name, "domain": spec.domain, "kind": spec.kind,
+        "version": spec.version, "description": spec.description,
+        "owner": spec.owner.model_dump(exclude_none=True), "tags": spec.tags,
+        "spec_file": str(product.doc.file),
+        "inputs": [i.model_dump(exclude_none=True) for i in spec.inputs],
+        "upstream": sorted({a.product_key for _, a in product.upstream()}),
+        "downstream": downstream,
+        "ports": [
+            {"name": p.name, "description": p.description, "event_time": p.event_time,
+             "primary_key": p.primary_key, "sql_name": f"{spec.domain}.{spec.name}.{p.name}",
+             "fields": [f.model_dump(exclude_none=True) for f in p.fields],
+             "rows": latest.ports[p.name].rows if latest and p.name in latest.ports else None}
+            for p in spec.outputs
+        ],
+        "slos": spec.slos.model_dump(exclude_none=True),
+        "retention": spec.retention,
+        "triggers": [t.model_dump(exclude_none=True) for t in spec.triggers],
+        "releases": [{"release": r.release, "committed_at": r.committed_at, "rows": r.rows,
+                      "interface_version": r.interface_version} for r in releases],
+        "latest_release": None if latest is None else {
+            "release": latest.release, "committed_at": latest.committed_at,
+            "run_id": latest.run_id, "inputs": latest.model_dump()["inputs"],
+            "checks": [c.model_dump() for c in latest.checks],
+            "metrics": latest.metrics, "profile": latest.profile,
+        },
+    }
+
+
+def schema_table(port: dict[str, Any]) -> Table:
+    out = Table(title=f"port {port['name']}  ([bold]{port['sql_name']}[/])",
+                header_style="bold", title_justify="left")
+    for column in ("field", "type", "null", "class", "polyseme", "description"):
+        out.add_column(column)
+    for f in port["fields"]:
+        marks = []
+        if f["name"] == port["event_time"]:
+            marks.append("event time")
+        if f["name"] in port["primary_key"]:
+            marks.append("key")
+        name = f["name"] + (f" [dim]({', '.join(marks)})[/]" if marks else "")
+        out.add_row(name, f["type"], "yes" if f.get("nullable", True) else "no",
+                    f.get("classification", ""), f.get("polyseme") or "",
+                    (f.get("description") or "") + (f" [{f['unit']}]" if f.get("unit") else ""))
+    return out

@@ -1,0 +1,79 @@
+"""Terminal views of one product and of the demo's closing tour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from quanta.cli.render import schema_table
+from quanta.context import MeshContext
+
+
+def print_product(out: Console, doc: dict[str, Any]) -> None:
+    """Header, ports, latest release with checks and metrics, then releases."""
+    owner = doc["owner"]
+    out.print(f"[bold]{doc['address']}[/]  [dim]{doc['kind']}, interface {doc['version']}[/]")
+    out.print(doc["description"])
+    contact = f" <{owner['email']}>" if owner.get("email") else ""
+    out.print(f"owner: {owner['team']}{contact}   tags: {', '.join(doc['tags']) or '-'}")
+    if doc["upstream"] or doc["downstream"]:
+        out.print(f"upstream: {', '.join(doc['upstream']) or '-'}   "
+                  f"downstream: {', '.join(doc['downstream']) or '-'}")
+    slos = ", ".join(f"{k} {v}" for k, v in doc["slos"].items())
+    out.print(f"SLOs: {slos or '-'}   retention: {doc['retention'] or '-'}\n")
+    for port in doc["ports"]:
+        out.print(schema_table(port))
+    latest = doc["latest_release"]
+    if latest is None:
+        out.print("\nno release yet; build it with: quanta build "
+                  f"{doc['domain']}.{doc['name']}")
+        return
+    out.print(f"\n[bold]latest release {latest['release']}[/] committed "
+              f"{latest['committed_at']:%Y-%m-%d %H:%M:%S} UTC, run {latest['run_id']}")
+    if latest["checks"]:
+        checks = Table(header_style="bold", title="quality checks", title_justify="left")
+        for column in ("check", "port", "severity", "result"):
+            checks.add_column(column)
+        for c in latest["checks"]:
+            result = "[green]passed[/]" if c["passed"] else (
+                f"[yellow]{c['message']}[/]" if c["severity"] == "warn" else
+                f"[red]{c['message']}[/]")
+            checks.add_row(c["name"], c["port"], c["severity"], result)
+        out.print(checks)
+    if latest["metrics"]:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(latest["metrics"].items()))
+        out.print(f"quality metrics: {metrics}")
+    out.print(f"releases: {len(doc['releases'])} (see: quanta versions {doc['address']})")
+
+
+def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float) -> None:
+    """What was built and how to query it: the first thing a new user reads."""
+    table = Table(title="Daff Inc. data mesh", header_style="bold")
+    for column in ("product", "kind", "ports (SQL names)", "rows", "release"):
+        table.add_column(column, justify="right" if column in ("rows", "release") else "left")
+    for key in ctx.mesh.build_order():
+        product = ctx.mesh.products[key]
+        latest = ctx.storage(key).latest()
+        table.add_row(
+            key, product.spec.kind,
+            ", ".join(f"{key}.{p.name}" for p in product.spec.outputs),
+            f"{latest.rows:,}" if latest else "-", str(latest.release) if latest else "-",
+        )
+    out.print(table)
+    out.print(f"[green]✓[/] demo mesh ready in {seconds:.1f}s at {folder.resolve()}\n")
+    out.print("[bold]Try it[/]")
+    steps = [
+        f"cd {folder}",
+        "quanta show listening.play_events",
+        "quanta query \"SELECT device, count(*) AS plays FROM listening.play_events "
+        "GROUP BY ALL ORDER BY plays DESC\"",
+        "quanta query \"SELECT artist_name, sum(plays) AS plays FROM "
+        "artists.artist_popularity GROUP BY ALL ORDER BY plays DESC LIMIT 10\"",
+        "quanta versions quanta://listening/play_events",
+        "quanta runs",
+    ]
+    for step in steps:
+        out.print(f"  [cyan]{step}[/]", soft_wrap=True)
