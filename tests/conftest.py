@@ -1,0 +1,147 @@
+"""Shared fixtures: scenario meshes, the CLI, the demo mesh and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_mesh(tmp_path: Path) -> Path:
+    """A fresh copy of the small three-product mesh in tests/fixtures/tiny."""
+    target = tmp_path / "tiny"
+    shutil.copytree(FIXTURES / "tiny", target)
+    return target
+
+
+def copy_fixture(name: str, tmp_path: Path) -> Path:
+    """A fresh copy of tests/fixtures/<name>."""
+    target = tmp_path / name
+    shutil.copytree(FIXTURES / name, target)
+    return target
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def cli(*args: str, cwd: Path | None = None) -> CliResult:
+    """Run the quanta CLI in-process, as a user would type it."""
+    from quanta.cli.main import app
+
+    runner = CliRunner()
+    old = Path.cwd()
+    env = {k: v for k, v in os.environ.items() if k != "QUANTA_MESH"}
+    try:
+        if cwd:
+            os.chdir(cwd)
+        result = runner.invoke(app, list(args), env=env | {"COLUMNS": "200"})
+    finally:
+        os.chdir(old)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def cli_process(*args: str, cwd: Path | None = None, timeout: float = 120
+                ) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``quanta`` console script in its own process."""
+    exe = Path(sys.executable).parent / "quanta"
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="session")
+def demo_mesh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Daff demo mesh with 20,000 play events, built once per test session (read only)."""
+    from quanta.context import MeshContext
+    from quanta.demo.mesh import create_demo
+
+    folder = tmp_path_factory.mktemp("demo") / "daff"
+    create_demo(folder, events=20_000, seed=7)
+    results = MeshContext(folder).build()
+    failed = [r.error.render() for r in results if r.error]
+    assert not failed, failed
+    return folder
+
+
+# --- a real PostgreSQL server on loopback --------------------------------------------------
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise RuntimeError("PostgreSQL server binaries not found; run scripts/test-deps.sh")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server this fixture starts on 127.0.0.1 and stops afterwards.
+
+    QUANTA_TEST_PG_URL points the tests at an existing server instead.
+    """
+    if os.environ.get("QUANTA_TEST_PG_URL"):
+        yield os.environ["QUANTA_TEST_PG_URL"]
+        return
+    bindir = _pg_bin()
+    base = tmp_path_factory.mktemp("pg")
+    data, sockets = base / "data", base / "sock"
+    sockets.mkdir()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(base, "postgres")
+        shutil.chown(sockets, "postgres")
+        base.chmod(0o755)
+        for parent in base.parents:  # postgres must be able to reach its data folder
+            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+                parent.chmod(parent.stat().st_mode | 0o111)
+    port = _free_port()
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "quanta",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    log = base / "server.log"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
+                    "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        url = f"postgresql://quanta@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
+                        "stop"], capture_output=True)
