@@ -36,7 +36,7 @@ def write_result(out: Console, err: Console, result: QueryResult, fmt: str,
             raise QuantaError("parquet is binary; it will not be written to a terminal",
                               hint="add -o result.parquet", code="output_required")
         target = output or sys.stdout.buffer
-        pq.write_table(table, target)  # type: ignore[arg-type]
+        pq.write_table(table, target)
     elif fmt == "csv":
         buffer = io.BytesIO()
         pacsv.write_csv(table, buffer)

@@ -39,9 +39,11 @@ def arrow_table(table: pa.Table, max_rows: int = 50) -> Table:
     """A rich table of the first ``max_rows`` rows of an Arrow table."""
     out = Table(show_lines=False, header_style="bold")
     for field in table.schema:
-        justify = "right" if pa.types.is_integer(field.type) or pa.types.is_floating(
-            field.type) or pa.types.is_decimal(field.type) else "left"
-        out.add_column(f"{field.name}\n[dim]{field.type}[/]", justify=justify)
+        kind = field.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(
+            kind)
+        out.add_column(f"{field.name}\n[dim]{field.type}[/]",
+                       justify="right" if numeric else "left")
     for row in table.slice(0, max_rows).to_pylist():
         out.add_row(*("[dim]null[/]" if v is None else str(v) for v in row.values()))
     return out

@@ -89,7 +89,7 @@ def _plan(check: Any, table: str, port_event_time: str | None, input_table: str 
             lambda n: f"row count is outside [{check.min}, {check.max}]",
         )
     if kind == "freshness":
-        column = check.column or port_event_time
+        column = str(check.column or port_event_time)
         seconds = int(parse_duration(check.max_age).total_seconds())
         now_sql = f"TIMESTAMPTZ {literal(now.isoformat())}"
         return CheckPlan(
@@ -116,10 +116,7 @@ def check_name(check: Any) -> str:
     """The check's given name, or one made of its kind and columns."""
     if check.name:
         return str(check.name)
-    columns = list(getattr(check, "columns", None) or [])
-    if getattr(check, "column", None):
-        columns.append(check.column)
-    return "_".join([check.check, *columns])
+    return "_".join([check.check, *check.named_columns()])
 
 
 def run_checks(

@@ -66,7 +66,7 @@ class GovernanceSpec(Model):
 class MeshSpec(Model):
     """``mesh.yaml``: one mesh, its storage, and where its products live."""
 
-    api_version: Literal["quanta/v1"] = Field(API_VERSION, alias="apiVersion")
+    api_version: Literal["quanta/v1"] = Field("quanta/v1", alias="apiVersion")
     name: Identifier
     description: str = ""
     storage: StorageSpec = Field(default_factory=StorageSpec)
@@ -231,6 +231,14 @@ class CheckBase(Model):
     name: str | None = None
     description: str = ""
 
+    def named_columns(self) -> list[str]:
+        """Every column the check names (``columns`` and ``column``)."""
+        columns = list(getattr(self, "columns", None) or [])
+        column = getattr(self, "column", None)
+        if column:
+            columns.append(column)
+        return columns
+
 
 class NotNullCheck(CheckBase):
     check: Literal["not_null"]
@@ -358,7 +366,7 @@ Policy = Annotated[GrantPolicy, Field(discriminator="type")]
 class ProductSpec(Model):
     """``dataproduct.yaml``: everything a data product declares about itself."""
 
-    api_version: Literal["quanta/v1"] = Field(API_VERSION, alias="apiVersion")
+    api_version: Literal["quanta/v1"] = Field("quanta/v1", alias="apiVersion")
     name: Identifier
     domain: Identifier
     kind: Kind

@@ -116,9 +116,7 @@ def _check_quality(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
                 f"ports: {', '.join(p.name for p in spec.outputs)}",
             ))
             continue
-        columns = list(getattr(check, "columns", None) or [])
-        if getattr(check, "column", None):
-            columns.append(check.column)  # type: ignore[attr-defined]
+        columns = check.named_columns()
         names = [f.name for f in port.fields]
         for column in columns:
             if column not in names:

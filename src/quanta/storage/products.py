@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -108,7 +107,7 @@ class ProductStorage:
         """The Arrow schema of ``port`` at ``release`` (from the Delta log)."""
         version = self._port(release, port).delta_version
         table = DeltaTable(str(self.port_path(port)), version=version)
-        return pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
+        return pa.schema(table.schema().to_arrow())
 
     def verify(self, release: Release, ports: list[str] | None = None) -> None:
         """Check every data file against its recorded size and SHA-256; raise if any differs."""
@@ -188,10 +187,9 @@ class ProductStorage:
             ) from None
 
 
-def _add_actions(table: DeltaTable) -> Iterator[dict[str, Any]]:
+def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
     actions = pa.table(table.get_add_actions(flatten=True))
-    for row in actions.select(["path", "num_records"]).to_pylist():
-        yield row
+    return actions.select(["path", "num_records"]).to_pylist()
 
 
 class RunLog:
