@@ -109,3 +109,11 @@ def test_invalid_identifiers(name: str) -> None:
         check_identifier(name, "product")
     assert info.value.message == f"product {name!r} is not a valid name"
     assert info.value.hint and "snake_case" in info.value.hint
+
+
+@pytest.mark.xfail(strict=True, reason="bug: IDENTIFIER.match with '$' accepts a trailing "
+                   "newline; is_identifier should use fullmatch")
+def test_trailing_newline_is_not_an_identifier() -> None:
+    assert not is_identifier("orders\n")
+    with pytest.raises(AddressError):
+        Address.parse("quanta://shop/orders\n/lines")
