@@ -9,15 +9,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from quanta.cli import render
-from quanta.cli.progress import RichReporter
-from quanta.context import MeshContext
 from quanta.errors import QuantaError, SpecError
+
+if TYPE_CHECKING:
+    from quanta.context import MeshContext
+
+# Commands import the library lazily so that `quanta --help` and completion start fast.
 
 app = typer.Typer(
     name="quanta", no_args_is_help=True, add_completion=False,
@@ -68,6 +70,8 @@ def boundary(function: F) -> F:
 
 
 def context(mesh: Path | None) -> MeshContext:
+    from quanta.context import MeshContext
+
     return MeshContext.discover(mesh)
 
 
@@ -155,6 +159,8 @@ def build(
     mesh: MeshOption = None,
 ) -> None:
     """Build products; each successful build makes a new immutable release."""
+    from quanta.cli.progress import RichReporter
+
     ctx = context(mesh)
     ctx.mesh.raise_problems()
     order = ctx.mesh.build_order([ctx.product(p).key for p in products] if products else None)
@@ -182,6 +188,8 @@ def versions(
     mesh: MeshOption = None, as_json: JsonOption = False,
 ) -> None:
     """List the releases of a product."""
+    from quanta.cli import render
+
     ctx = context(mesh)
     product = ctx.product(address)
     releases = ctx.releases(product.key)
@@ -200,6 +208,7 @@ def show(
     mesh: MeshOption = None, as_json: JsonOption = False,
 ) -> None:
     """Show a product: owner, kind, ports and schemas, releases, checks and metrics."""
+    from quanta.cli import render
     from quanta.cli.show import print_product
 
     ctx = context(mesh)
@@ -244,6 +253,8 @@ def runs(
     mesh: MeshOption = None, as_json: JsonOption = False,
 ) -> None:
     """Show build history: durations, rows, outcome, errors."""
+    from quanta.cli import render
+
     ctx = context(mesh)
     records = ctx.runs(product, limit)
     if as_json:
@@ -264,6 +275,8 @@ def demo(
     force: Annotated[bool, typer.Option(help="replace an existing demo folder")] = False,
 ) -> None:
     """Generate the Daff Inc. demo mesh and build every product."""
+    from quanta.cli.progress import RichReporter
+    from quanta.context import MeshContext
     from quanta.demo.mesh import create_demo
 
     start = time.perf_counter()
