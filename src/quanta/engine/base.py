@@ -43,6 +43,9 @@ class EngineSession(Protocol):
     def load_parquet(self, name: str, files: list[Path], schema: pa.Schema) -> None:
         """Make Parquet files (possibly none) visible as view ``name`` with ``schema``."""
 
+    def allow_directory(self, folder: Path) -> None:
+        """Let queries read files under ``folder`` even once file access is locked."""
+
     def lock_file_access(self) -> None:
         """From now on, queries may not read or write any file or URL."""
 

@@ -63,6 +63,10 @@ class DuckDBSession:
         else:
             self.load_table(name, schema.empty_table())
 
+    def allow_directory(self, folder: Path) -> None:
+        """Let queries read files under ``folder`` even once file access is locked."""
+        self.con.execute(f"SET allowed_directories = [{literal(str(folder) + '/')}]")
+
     def lock_file_access(self) -> None:
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quanta.address import Address
-from quanta.engine.duckdb import DuckDBSession, literal
+from quanta.engine.duckdb import DuckDBSession, literal, quote
 from quanta.errors import InputError
 from quanta.inputs.base import InputContext
 from quanta.spec.models import ProductInput
@@ -31,8 +31,10 @@ class ProductConnector:
         if files:
             listing = ", ".join(literal(str(f)) for f in files)
             exclude = ", ".join(SYSTEM_COLUMNS)
-            session.load_query(
-                spec.name, f"SELECT * EXCLUDE ({exclude}) FROM read_parquet([{listing}])"
+            # a view, not a copy: the build session may read released data of its mesh
+            session.execute(
+                f"CREATE TEMP VIEW {quote(spec.name)} AS SELECT * EXCLUDE ({exclude}) "
+                f"FROM read_parquet([{listing}])"
             )
         else:
             schema = storage.arrow_schema(release, port)

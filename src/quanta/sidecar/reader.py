@@ -100,7 +100,7 @@ class MeshReader:
     def _session(self, gated: GatedQuery, releases: dict[str, Release]) -> DuckDBSession:
         session = self.engine.session(self.limits)
         root = self.mesh.storage_root / "products"
-        session.execute(f"SET allowed_directories = [{literal(str(root) + '/')}]")
+        session.allow_directory(root)
         session.lock_file_access()
         for address in gated.ports:
             storage = self.storage(address.product_key)
