@@ -129,6 +129,10 @@ def _problem(doc: SpecDocument, model: type[BaseModel], err: Any) -> QuantaError
         hint = f"did you mean '{close[0]}'?" if close else (
             f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else None
         )
+        if _value_at(doc, path) is None:
+            hint = (f"{hint}; " if hint else "") + (
+                "a comma inside {...} starts a new key: quote text that contains commas"
+            )
         where = f" in {_dotted(path[:-1], doc)}" if path[:-1] else ""
         return QuantaError(
             f"unknown key '{name}'{where}",
@@ -169,6 +173,17 @@ def _problem(doc: SpecDocument, model: type[BaseModel], err: Any) -> QuantaError
         location=doc.locate(path),
         code="spec_invalid_value",
     )
+
+
+def _value_at(doc: SpecDocument, path: Sequence[PathItem]) -> Any:
+    """The raw YAML value at ``path`` (following only items present in the document)."""
+    node = doc.tree
+    for item in path:
+        present = (item in node) if isinstance(node, dict) else (
+            isinstance(node, list) and isinstance(item, int) and item < len(node))
+        if present:
+            node = node[item]
+    return node
 
 
 def _dotted(path: Sequence[PathItem], doc: SpecDocument) -> str:

@@ -124,6 +124,11 @@ def _check_quality(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
                     doc, path, f"check '{check.check}' names unknown column '{column}' of port "
                     f"'{port.name}'", f"columns: {', '.join(names)}",
                 ))
+        if check.check == "regex" and (problem := _re2_problem(check.pattern)):
+            problems.append(_problem(
+                doc, (*path, "pattern"), f"pattern does not compile in the engine: {problem}",
+                "checks run in DuckDB, which uses RE2 syntax: no lookarounds or backreferences",
+            ))
         if check.check == "freshness" and check.column is None and port.event_time is None:
             problems.append(_problem(
                 doc, path, "freshness check has no column and the port declares no event_time",
@@ -135,3 +140,14 @@ def _check_quality(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
                 f"declared inputs: {', '.join(i.name for i in spec.inputs) or 'none'}",
             ))
     return problems
+
+
+def _re2_problem(pattern: str) -> str | None:
+    """The engine's complaint about a regular expression, or None when it compiles."""
+    import duckdb
+
+    try:
+        duckdb.connect().execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0]
+    return None
