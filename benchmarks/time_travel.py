@@ -16,6 +16,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.common import (
@@ -53,11 +54,12 @@ def build_releases(mesh: Path, folder: Path, rows: int, settings: Settings) -> l
     return seconds
 
 
-def reading(ctx: MeshContext, address: str, first_id: str) -> Run:
+def reading(ctx: MeshContext, address: str, first_id: str, rows: int) -> Run:
     def run() -> Sample:
         with stopwatch() as t:
             result = ctx.read(address)
-        if result.table.column("play_id")[0].as_py() != first_id:
+        lowest = pc.min(result.table.column("play_id")).as_py()
+        if lowest != first_id or result.table.num_rows != rows:
             raise RuntimeError(f"{address} read the wrong release: {result.snapshot}")
         return Sample(t[0], {"rows": result.table.num_rows})
 
@@ -105,8 +107,8 @@ def run(settings: Settings) -> list[Row]:
         extra: dict[str, object] = {"rows": rows, "releases": RELEASES, "build_s": builds}
         return [
             _row(f"time travel read {rows:,} rows @1 vs latest", {
-                "old": reading(ctx, "d.p@1", _first_id(1, rows)),
-                "latest": reading(ctx, "d.p", _first_id(RELEASES, rows)),
+                "old": reading(ctx, "d.p@1", _first_id(1, rows), rows),
+                "latest": reading(ctx, "d.p", _first_id(RELEASES, rows), rows),
             }, settings, extra),
             _row("time travel aggregate as_of=1 vs latest", {
                 "old": querying(ctx, 1, 1),

@@ -87,8 +87,6 @@ def test_bad_addresses_raise_address_error_with_hint(
     assert error.render() == f"{error.message} ({error.hint})"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: str.isdigit() accepts '²', then int() raises "
-                   "ValueError instead of AddressError")
 def test_non_ascii_digit_release_is_an_address_error() -> None:
     with pytest.raises(AddressError):
         Address.parse("quanta://shop/orders@²")
@@ -111,8 +109,6 @@ def test_invalid_identifiers(name: str) -> None:
     assert info.value.hint and "snake_case" in info.value.hint
 
 
-@pytest.mark.xfail(strict=True, reason="bug: IDENTIFIER.match with '$' accepts a trailing "
-                   "newline; is_identifier should use fullmatch")
 def test_trailing_newline_is_not_an_identifier() -> None:
     assert not is_identifier("orders\n")
     with pytest.raises(AddressError):

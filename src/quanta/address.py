@@ -16,7 +16,7 @@ SCHEME = "quanta://"
 
 def is_identifier(name: str) -> bool:
     """True when ``name`` is a snake_case identifier that SQL never needs to quote."""
-    return bool(IDENTIFIER.match(name)) and len(name) <= 63
+    return bool(IDENTIFIER.fullmatch(name)) and len(name) <= 63
 
 
 def check_identifier(name: str, what: str) -> str:
@@ -46,7 +46,7 @@ class Address:
         body = raw
         if "@" in body:
             body, _, tail = body.rpartition("@")
-            if not tail.isdigit():
+            if not (tail.isascii() and tail.isdigit()):
                 raise AddressError(
                     f"release {tail!r} in address {raw!r} is not a release number",
                     hint="write a release number after '@', e.g. quanta://listening/play_events@3",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from quanta.address import Address, check_identifier
@@ -95,8 +96,14 @@ MESH = next(p for p in Path(__file__).resolve().parents if (p / "mesh.yaml").is_
 
 def test_{product}_builds_and_serves_rows() -> None:
     ctx = MeshContext(MESH)
-    [result] = ctx.build(["{key}"])
-    assert result.ok, result.error
+    wanted, todo = set(), ["{key}"]
+    while todo:  # build what it reads too, so the test passes in a fresh checkout
+        key = todo.pop()
+        if key not in wanted:
+            wanted.add(key)
+            todo += [a.product_key for _, a in ctx.mesh.product(key).upstream()]
+    results = ctx.build(sorted(wanted))
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     rows = ctx.query("SELECT count(*) AS n FROM {domain}.{product}").table
     assert rows.column("n")[0].as_py() > 0
 '''
@@ -156,6 +163,7 @@ def _derived(mesh_root: Path, domain: str, product: str, kind: str, inputs: list
     """Spec and SQL of a product reading other products; fields copied from the first."""
     if not inputs:
         raise QuantaError(
+            f"an {kind} product reads other products" if kind == "aggregate" else
             f"a {kind} product reads other products",
             hint="name them: quanta new d.p --kind aggregate --input quanta://d/upstream",
             code="input_required",
@@ -167,15 +175,18 @@ def _derived(mesh_root: Path, domain: str, product: str, kind: str, inputs: list
         upstream = mesh.product(mesh_address)
         port = upstream.spec.port(address.port)
         if port is None:
-            raise QuantaError(f"{upstream.key} has no port '{address.port}'",
-                              code="port_not_found")
+            raise QuantaError(
+                f"{upstream.key} has no port '{address.port}'", code="port_not_found",
+                hint=f"ports: {', '.join(p.name for p in upstream.spec.outputs)}",
+            )
         first_port = first_port or port
         name = address.product
         lines.append(f"  - {{name: {name}, type: product, product: "
                      f"quanta://{address.domain}/{address.product}/{port.name}}}")
     assert first_port is not None
     fields = "\n".join(
-        f"      - {{name: {f.name}, type: '{f.type}', description: {f.description or 'TODO'}"
+        f"      - {{name: {f.name}, type: '{f.type}', "
+        f"description: {json.dumps(f.description or 'TODO')}"
         f", classification: {f.classification}"
         + (f", polyseme: {f.polyseme}" if f.polyseme else "") + "}"
         for f in first_port.fields

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import cli, cli_process, copy_fixture
 
 # Every mistake in tests/fixtures/spec_broken: (file under domains/sales, line, column, text).

@@ -92,6 +92,7 @@ def test_key_indented_under_a_scalar_points_at_its_colon(tmp_path: Path) -> None
     error = only(problems)
     assert error.code == "yaml_invalid"
     assert where(error) == (3, 9)
+    assert error.render().startswith(f"{file}:3:9: invalid YAML: ")
     assert "mapping values are not allowed" in error.message
 
 
@@ -107,7 +108,7 @@ def test_unclosed_bracket_is_a_yaml_error_at_the_position_the_parser_stopped(
 ) -> None:
     text = edit(VALID, 6, "owner: {team: shop, email: shop@example.com}",
                 "owner: {team: shop, email: shop@example.com")
-    file, problems = load(tmp_path, text)
+    _, problems = load(tmp_path, text)
     error = only(problems)
     assert error.code == "yaml_invalid"
     # the parser notices on the next line, at the ':' of 'description:'
@@ -124,9 +125,6 @@ def test_unterminated_quote_is_a_yaml_error(tmp_path: Path) -> None:
     assert error.hint
 
 
-@pytest.mark.xfail(strict=True, reason="bug: read_yaml drops ruamel's context_mark, so an "
-                   "unclosed bracket or quote is reported where the parser gave up (the next "
-                   "line, or the end of the file), never where it was opened")
 @pytest.mark.parametrize(
     ("line", "old", "new"),
     [
@@ -134,7 +132,8 @@ def test_unterminated_quote_is_a_yaml_error(tmp_path: Path) -> None:
         (6, "owner: {team: shop, email: shop@example.com}",
          "owner: {team: shop, email: shop@example.com"),
         (7, "description: Orders as the shop recorded them.",
-         "description: 'Orders as the shop recorded them."),
+         'description: "Orders as the shop recorded them.'),
+        (21, "slos: {freshness: 1d}", "slos: {freshness: '1d}"),
     ],
 )
 def test_unclosed_bracket_or_quote_names_the_line_where_it_was_opened(
@@ -169,6 +168,7 @@ def test_a_file_that_is_not_a_mapping_is_refused_with_a_hint(tmp_path: Path) -> 
     file, problems = load(tmp_path, "- name: orders\n- domain: shop\n")
     error = only(problems)
     assert where(error) == (1, 1)
+    assert error.render().startswith(f"{file}:1:1: ")
     assert "mapping" in error.message
     assert error.hint and "apiVersion: quanta/v1" in error.hint
 

@@ -209,14 +209,11 @@ def test_trigger_naming_an_unknown_input(tmp_path: Path) -> None:
     assert error.hint == "declared inputs: raw_orders"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Product.upstream() parses input addresses "
-                   "unguarded, so _find_cycles raises the AddressError out of load_mesh "
-                   "instead of it being collected with the other problems")
 def test_product_input_with_a_bad_address(tmp_path: Path) -> None:
     error = only(problems_of(tmp_path, edit(
         ORDERS, 9, "  - {name: raw_orders, type: file, path: orders.csv}",
         "  - {name: raw_orders, type: product, product: https://shop/raw}")))
-    assert where(error) == ("dataproduct.yaml", 9, 49)
+    assert where(error) == ("dataproduct.yaml", 9, 48)
     assert "does not start with quanta://" in error.message
     assert error.hint
 

@@ -203,7 +203,8 @@ def test_bad_duration_points_at_the_value(tmp_path: Path) -> None:
 def test_bad_semver_points_at_the_value(tmp_path: Path) -> None:
     error = only_error(tmp_path, edit(VALID, 5, "version: 1.0.0", "version: v1"))
     assert where(error) == (5, 10)
-    assert error.message == "version: 'v1' is not a semantic version like 1.0.0"
+    assert error.message.startswith("version: 'v1' is not a semantic version")
+    assert "1.0.0" in error.render()
 
 
 @pytest.mark.parametrize("version", ["1.0", "01.0.0", "1.0.0.0", "1.0.0-"])
@@ -243,7 +244,7 @@ def test_decimal_cut_by_a_flow_comma_says_to_quote_it(tmp_path: Path) -> None:
     assert len(cut) == 1, [p.render() for p in problems]
     assert where(cut[0]) == (17, 30)
     assert cut[0].message.startswith("outputs[0].fields[1].type: ")
-    assert "type: 'decimal(10,2)'" in cut[0].message
+    assert "type: 'decimal(10,2)'" in cut[0].render()
     # anything else reported is on the same line
     assert {where(p)[0] for p in problems} == {17}
 
@@ -262,11 +263,9 @@ def test_unknown_field_type_lists_the_types(tmp_path: Path) -> None:
         "      - {name: ordered_at, type: datetime}"))
     assert where(error) == (18, 34)
     assert "unknown type 'datetime'" in error.message
-    assert "timestamp" in error.message
+    assert "timestamp" in error.render()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: loader._problem leaves hint=None for validator "
-                   "ValueErrors, so the advice is inside the message and --json has hint null")
 @pytest.mark.parametrize(
     ("line", "old", "new"),
     [

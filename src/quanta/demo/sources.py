@@ -7,6 +7,8 @@ Daff runs three source systems whose raw output the demo's data products consume
 - the subscription service, ``subscriptions.db`` (SQLite, ``accounts`` and ``plan_prices``).
 
 Everything is derived from one seed, so a given ``(events, seed)`` always yields the same data.
+Plays come in listening sessions: runs of back-to-back plays, mostly in the listener's local
+evening, on one device. Heavy listeners have more sessions, and churn follows plan and activity.
 The data is clean except for one planted wrinkle that the demo's quality checks should catch:
 about 0.05% of plays report ``ms_played`` beyond the track's duration (a player bug).
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +59,14 @@ _UTC_OFFSET_H = np.array([-5, 0, 1, 1, -3, -6, 1, 9, 5.5, 9, 1, 1, 1, -5, 10])
 GENRES = ("pop", "rock", "hip_hop", "electronic", "jazz", "classical", "folk", "latin", "k_pop",
           "indie")
 _GENRE_P = np.array([20, 14, 15, 12, 5, 4, 6, 8, 5, 11]) / 100
+# Local tastes: how much more a country's listeners play a genre than the world does.
+_TASTE = np.ones((len(COUNTRIES), len(GENRES)))
+for _c, _g, _x in (("KR", "k_pop", 5), ("JP", "k_pop", 2), ("JP", "pop", 1.3), ("MX", "latin", 4),
+                   ("BR", "latin", 3), ("ES", "latin", 3), ("US", "hip_hop", 1.4),
+                   ("NG", "hip_hop", 1.6), ("DE", "electronic", 1.6), ("SE", "electronic", 1.4),
+                   ("FR", "electronic", 1.3), ("GB", "rock", 1.3), ("GB", "indie", 1.3),
+                   ("IN", "pop", 1.4)):
+    _TASTE[COUNTRIES.index(_c), GENRES.index(_g)] = _x
 _EXPLICIT_P = np.array([0.15, 0.12, 0.55, 0.08, 0.02, 0.0, 0.04, 0.2, 0.05, 0.12])
 _DURATION_SCALE = np.array([1.0, 1.05, 1.0, 1.15, 1.35, 1.7, 1.0, 1.0, 0.95, 1.0])
 
@@ -66,6 +76,16 @@ _DEVICE_P = np.array([31, 33, 11, 15, 10]) / 100
 PLANS = ("free", "premium", "family", "student")
 _PLAN_P = np.array([55, 28, 10, 7]) / 100
 _PLAN_PRICE_CENTS = (0, 1099, 1799, 599)
+# Chance of having cancelled for an average listener on each plan; the least active listeners
+# cancel four times as often as the most active. About 15% of all accounts overall.
+_CANCEL_P = np.array([0.19, 0.09, 0.07, 0.22])
+
+# Sessions: a listener's sessions hold geometric numbers of plays around their own typical
+# length (median _SESSION_PLAYS); plays follow each other with up to _PLAY_GAP_MS of silence,
+# and a listener's sessions are at least _SESSION_GAP_MS (plus an exponential extra) apart.
+_SESSION_PLAYS = 10
+_PLAY_GAP_MS = 20_000
+_SESSION_GAP_MS = 20 * 60_000
 
 # Listening by local hour of day: quiet nights, a commute bump, and an evening peak.
 _HOURLY_P = np.array([2.2, 1.4, 0.8, 0.5, 0.4, 0.5, 1.0, 2.0, 3.0, 3.0, 2.8, 2.9,
@@ -140,8 +160,9 @@ class SourceSummary:
 class _Catalog:
     artists: pa.Table
     tracks: pa.Table
-    released_day: Array
+    released_day: Array  # tracks are in release order
     duration_ms: Array
+    genre: Array
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +172,8 @@ class _Accounts:
     device: Array
     signup_ms: Array
     end_ms: Array  # cancellation, or the end of the plays window for active accounts
+    cancelled: Array
+    intensity: Array  # relative plays per open day
 
 
 def generate_sources(root: Path, events: int = 1_000_000, seed: int = 7) -> SourceSummary:
@@ -234,7 +257,7 @@ def _build_catalog(rng: np.random.Generator, n_artists: int, n_tracks: int) -> _
         "released_on": _date_strings(released[order]),
         "explicit": explicit[order],
     })
-    return _Catalog(artists, tracks, released[order], duration[order])
+    return _Catalog(artists, tracks, released[order], duration[order], track_genre[order])
 
 
 def _build_accounts(rng: np.random.Generator, n: int) -> _Accounts:
@@ -247,12 +270,15 @@ def _build_accounts(rng: np.random.Generator, n: int) -> _Accounts:
     earliest = np.maximum(_day("2016-03-01"), birth_day + int(np.ceil(13 * year))) * 86_400
     latest = (_END_DAY - 1) * 86_400
     signup_s = earliest + (np.sqrt(rng.random(n)) * (latest - earliest)).astype(np.int64)
-    cancelled = rng.random(n) < 0.15
+    plan = rng.choice(len(PLANS), n, p=_PLAN_P)
+    plan[(plan == PLANS.index("student")) & (age_days > 28 * year)] = PLANS.index("premium")
+    # Zipf-like listening intensity: a few heavy listeners, a long tail of light ones.
+    activity_rank = rng.permutation(n)  # 0 is the most active listener
+    intensity = (activity_rank + 1.0) ** -0.5
+    cancelled = rng.random(n) < _CANCEL_P[plan] * (0.4 + 1.2 * activity_rank / n)
     cancel_s = signup_s + 3_600 + (rng.beta(1.3, 2.0, n) * (_END_MS // 1000 - signup_s - 3_600))
     cancel_s = cancel_s.astype(np.int64)
 
-    plan = rng.choice(len(PLANS), n, p=_PLAN_P)
-    plan[(plan == PLANS.index("student")) & (age_days > 28 * year)] = PLANS.index("premium")
     first = np.array(_WORDS["first"], dtype=object)[rng.integers(0, len(_WORDS["first"]), n)]
     last = np.array(_WORDS["last"], dtype=object)[rng.integers(0, len(_WORDS["last"]), n)]
     domain = np.array(_EMAIL_DOMAINS, dtype=object)[rng.integers(0, len(_EMAIL_DOMAINS), n)]
@@ -274,67 +300,142 @@ def _build_accounts(rng: np.random.Generator, n: int) -> _Accounts:
     })
     device = rng.choice(len(DEVICES), n, p=_DEVICE_P)
     end_ms = np.where(cancelled, cancel_s * 1000, _END_MS)
-    return _Accounts(table, country, device, signup_s * 1000, end_ms)
+    return _Accounts(table, country, device, signup_s * 1000, end_ms, cancelled, intensity)
 
 
 def _build_plays(rng: np.random.Generator, n: int, catalog: _Catalog,
                  accounts: _Accounts) -> pa.Table:
-    # Usable whole days of the window (0..120) per listener and per track; a play happens on a
-    # day when the account is open and the track is out, so the data stays temporally coherent.
+    # Whole days of the window (0..120) each account is open on; all its plays fall inside.
+    # Times below are in ms since the window's start.
     first_day = -(-(np.maximum(accounts.signup_ms, _START_MS) - _START_MS) // DAY_MS)
     end_day = (np.minimum(accounts.end_ms, _END_MS) - _START_MS) // DAY_MS
-    track_first_day = np.maximum(catalog.released_day - _START_DAY, 0)
+    open_days = (end_day - first_day) * (end_day - first_day >= 3)
+    weight = accounts.intensity * open_days
+    per_listener = rng.multinomial(n, weight / weight.sum())
+    listener = np.repeat(np.arange(weight.size), per_listener)  # plays grouped by listener
 
-    activity = _zipf(rng, len(first_day), 0.5) * (end_day - first_day >= 3)
-    listener = rng.choice(len(first_day), n, p=activity / activity.sum())
-    popularity = _zipf(rng, len(track_first_day), 0.9)
-    track = rng.choice(len(track_first_day), n, p=popularity)
-    # Redraw tracks released too late for the listener; at most a handful of rounds are needed.
-    for _ in range(20):
-        bad = np.flatnonzero(end_day[listener] - np.maximum(first_day[listener],
-                                                            track_first_day[track]) < 2)
-        if bad.size == 0:
-            break
-        track[bad] = rng.choice(len(track_first_day), bad.size, p=popularity)
-    else:
-        back_catalog = np.flatnonzero(track_first_day == 0)
-        track[bad] = back_catalog[np.argmax(popularity[back_catalog])]
-    lo = np.maximum(first_day[listener], track_first_day[track])
-    hi = end_day[listener]
-    day = lo + (rng.random(n) * (hi - lo)).astype(np.int64)
+    # Split each listener's plays into sessions of geometric length around their own typical
+    # length; the listener's first play opens their first session.
+    typical = np.clip(rng.lognormal(np.log(_SESSION_PLAYS), 0.5, weight.size), 2, 80)
+    opens = rng.random(n) < 1 / typical[listener]
+    opens[(np.cumsum(per_listener) - per_listener)[per_listener > 0]] = True
+    session = np.cumsum(opens) - 1
+    s_first = np.flatnonzero(opens)
+    s_last = np.append(s_first[1:] - 1, n - 1)
+    s_listener = listener[s_first]
+    n_sessions = s_first.size
 
-    home = accounts.country[listener]
-    local_ms = rng.choice(24, n, p=_HOURLY_P) * 3_600_000 + rng.integers(0, 3_600_000, n)
-    played = _START_MS + day * DAY_MS + local_ms - (_UTC_OFFSET_H[home] * 3_600_000).astype(
-        np.int64)
-    # The time-zone shift can push a play off its allowed days; moving it by one day keeps the
-    # local hour (and so the daily rhythm) intact. lo..hi spans at least two days.
-    played += DAY_MS * (played < _START_MS + lo * DAY_MS)
-    played -= DAY_MS * (played >= _START_MS + hi * DAY_MS)
+    # Tentative session starts: an open day (churners fade out before they cancel) and a local
+    # hour of the daily rhythm. A time-zone shift off the open days moves it by a whole day.
+    lo, hi = first_day[s_listener], end_day[s_listener]
+    position = rng.random(n_sessions)
+    position = np.where(accounts.cancelled[s_listener], 1 - np.sqrt(1 - position), position)
+    home = accounts.country[s_listener]
+    start = ((lo + (position * (hi - lo)).astype(np.int64)) * DAY_MS
+             + rng.choice(24, n_sessions, p=_HOURLY_P) * 3_600_000
+             + rng.integers(0, 3_600_000, n_sessions)
+             - (_UTC_OFFSET_H[home] * 3_600_000).astype(np.int64))
+    lo, hi = lo * DAY_MS, hi * DAY_MS
+    start += DAY_MS * (start < lo) - DAY_MS * (start >= hi)
 
+    # Tracks come out over time; sessions only ever move later below, except the rare one
+    # pulled back from the end of the listener's open days, whose tracks are checked again.
+    released = catalog.released_day - _START_DAY
+    pick = _track_picker(rng, catalog, released)
+    track = pick(home[session], start[session] // DAY_MS)
     duration = catalog.duration_ms[track]
     kind = rng.random(n)
     skipped = (rng.random(n) * 30_000).astype(np.int64)
     partial = 30_000 + (rng.random(n) * (duration - 30_000)).astype(np.int64)
     ms_played = np.where(kind < 0.25, skipped, np.where(kind < 0.6, partial, duration))
+
+    # Back to back within a session: each play starts when the previous one stops, plus a gap.
+    step = ms_played + rng.integers(0, _PLAY_GAP_MS + 1, n)
+    before = np.cumsum(step) - step
+    offset = before - before[s_first][session]
+    span = offset[s_last] + ms_played[s_last]
+    gap = _SESSION_GAP_MS + rng.exponential(2 * _SESSION_GAP_MS, n_sessions).astype(np.int64)
+    start = _schedule(start, span, gap, s_listener, lo, hi)
+    played = start[session] + offset
+    stale = np.flatnonzero(released[track] > played // DAY_MS)
+    if stale.size:  # a played track still has to be out; a shorter one ends the play early
+        track[stale] = pick(home[session[stale]], played[stale] // DAY_MS)
+        duration = catalog.duration_ms[track]
+        ms_played[stale] = np.minimum(ms_played[stale], duration[stale])
     # The planted player bug: a few plays overshoot the track's length.
     overshoot = rng.choice(n, round(n * 0.0005), replace=False)
     ms_played[overshoot] = duration[overshoot] + rng.integers(1, 15_000, overshoot.size)
 
-    device = np.where(rng.random(n) < 0.8, accounts.device[listener],
+    # Mostly one device a session, the listener's usual one; mostly played at home.
+    s_device = np.where(rng.random(n_sessions) < 0.85, accounts.device[s_listener],
+                        rng.choice(len(DEVICES), n_sessions, p=_DEVICE_P))
+    device = np.where(rng.random(n) < 0.97, s_device[session],
                       rng.choice(len(DEVICES), n, p=_DEVICE_P))
-    country = np.where(rng.random(n) < 0.97, home, rng.choice(len(COUNTRIES), n, p=_COUNTRY_P))
+    country = np.where(rng.random(n_sessions) < 0.97, home,
+                       rng.choice(len(COUNTRIES), n_sessions, p=_COUNTRY_P))[session]
 
     order = np.argsort(played, kind="stable")
     return pa.table({
         "play_id": _ids("p", n, 8),
         "listener_id": accounts.table.column("listener_id").take(listener[order]),
         "track_id": catalog.tracks.column("track_id").take(track[order]),
-        "played_at": _timestamp_strings(played[order], millis=True),
+        "played_at": _timestamp_strings(_START_MS + played[order], millis=True),
         "ms_played": ms_played[order],
         "device": pa.array(DEVICES).take(device[order]),
         "country": pa.array(COUNTRIES).take(country[order]),
     })
+
+
+def _track_picker(rng: np.random.Generator, catalog: _Catalog,
+                  released: Array) -> Callable[[Array, Array], Array]:
+    """Draw tracks by popularity and the listener's local taste, among those out on the day.
+
+    One cumulative distribution per home country, laid end to end; tracks are in release
+    order, so the tracks out on a day are a prefix of each country's block.
+    """
+    n_tracks = released.size
+    weights = _zipf(rng, n_tracks, 0.9)[None, :] * _TASTE[:, catalog.genre]
+    cdf = np.cumsum(weights.ravel())
+    base = np.append(0.0, cdf[n_tracks - 1::n_tracks][:-1])
+
+    def pick(country: Array, day: Array) -> Array:
+        out = np.searchsorted(released, day, side="right")  # tracks out by then, at least one
+        block = country * n_tracks
+        x = base[country] + rng.random(day.size) * (cdf[block + out - 1] - base[country])
+        return np.minimum(np.searchsorted(cdf, x, side="right") - block, out - 1)
+
+    return pick
+
+
+def _schedule(start: Array, span: Array, gap: Array, listener: Array, lo: Array,
+              hi: Array) -> Array:
+    """Move sessions as little as needed so that each listener's sessions keep ``gap`` apart
+    and lie within ``[lo, hi)``: first later, past the previous one, then back from ``hi``.
+
+    Both passes are running maxima of start times relative to the total length of the
+    listener's earlier (or later) sessions, computed per listener in one go.
+    """
+    order = np.lexsort((start, listener))
+    s, who, lo, hi = start[order], listener[order], lo[order], hi[order]
+    span, length = span[order], span[order] + gap[order]
+    first = np.searchsorted(who, who)
+    last = np.searchsorted(who, who, side="right") - 1
+    ahead = np.cumsum(length) - length
+    ahead -= ahead[first]  # from the listener's first session to this one's start
+    s = _running_max(np.maximum(s, lo) - ahead, who) + ahead
+    behind = np.cumsum(length[::-1])[::-1]
+    behind += span[last] - behind[last]  # from this session's start to the last one's end
+    backward = who.max() - who[::-1]
+    s = -_running_max(-np.minimum(s + behind, hi)[::-1], backward)[::-1] - behind
+    out = np.empty_like(start)
+    out[order] = np.maximum(np.minimum(s, hi - span), lo)
+    return out
+
+
+def _running_max(values: Array, group: Array) -> Array:
+    """Running maximum of ``values`` restarting at each new ``group`` (non-decreasing ints)."""
+    shift = (int(values.max()) - int(values.min()) + 1) * group
+    return np.maximum.accumulate(values + shift) - shift
 
 
 def _zipf(rng: np.random.Generator, n: int, exponent: float) -> Array:

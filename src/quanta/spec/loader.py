@@ -75,6 +75,12 @@ def read_yaml(file: Path) -> SpecDocument:
         mark = exc.problem_mark or exc.context_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = exc.problem or exc.context or "invalid YAML"
+        opened = exc.context_mark
+        if opened is not None and exc.context and exc.context.startswith(
+            ("while parsing a flow", "while scanning a quoted")
+        ):
+            problem += (f" ({exc.context.removeprefix('while ')} that starts at "
+                        f"line {opened.line + 1}, column {opened.column + 1})")
         raise QuantaError(
             f"invalid YAML: {problem}",
             location=where,
@@ -152,6 +158,8 @@ def _problem(doc: SpecDocument, model: type[BaseModel], err: Any) -> QuantaError
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     hint = _hint_for(kind, err)
+    if kind == "value_error" and hint is None and "; " in message:
+        message, hint = message.split("; ", 1)
     ctx = err.get("ctx") or {}
     if kind in ("union_tag_invalid", "literal_error"):
         given = str(ctx.get("tag", err.get("input")))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quanta.address import Address
-from quanta.errors import Location, NotFoundError, QuantaError, SpecError
+from quanta.errors import AddressError, Location, NotFoundError, QuantaError, SpecError
 from quanta.spec.loader import SpecDocument, read_yaml, validate
 from quanta.spec.models import MeshSpec, ProductInput, ProductSpec
 from quanta.spec.semantics import check_product
@@ -33,10 +33,14 @@ class Product:
 
     def upstream(self) -> list[tuple[str, Address]]:
         """(input name, address) of each product this one reads."""
-        return [
-            (i.name, Address.parse(i.product)) for i in self.spec.inputs
-            if isinstance(i, ProductInput)
-        ]
+        links = []
+        for item in self.spec.inputs:
+            if isinstance(item, ProductInput):
+                try:
+                    links.append((item.name, Address.parse(item.product)))
+                except AddressError:
+                    continue  # reported with its location by check_product
+        return links
 
 
 @dataclass

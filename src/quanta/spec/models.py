@@ -23,7 +23,10 @@ SCALAR_TYPES = (
 )
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern, max_length=63)]
-Duration = Annotated[str, Field(description="a whole number and a unit: 30s, 15m, 1h, 400d, 2w")]
+Duration = Annotated[str, Field(
+    description="a whole number and a unit: 30s, 15m, 1h, 400d, 2w",
+    json_schema_extra={"pattern": r"^\s*\d+\s*[smhdw]\s*$"},
+)]
 Kind = Literal["source-aligned", "aggregate", "consumer-aligned"]
 Classification = Literal["public", "internal", "confidential", "pii", "restricted"]
 Severity = Literal["error", "warn"]
@@ -370,7 +373,8 @@ class ProductSpec(Model):
     name: Identifier
     domain: Identifier
     kind: Kind
-    version: str = Field(description="semantic version of the product's interface")
+    version: str = Field(description="semantic version of the product's interface",
+                         json_schema_extra={"pattern": SEMVER.pattern})
     owner: Owner
     description: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
@@ -389,7 +393,10 @@ class ProductSpec(Model):
     @classmethod
     def _semver(cls, value: str) -> str:
         if not SEMVER.match(value):
-            raise ValueError(f"{value!r} is not a semantic version like 1.0.0")
+            raise ValueError(
+                f"{value!r} is not a semantic version; write MAJOR.MINOR.PATCH, e.g. 1.0.0 or "
+                "2.1.0-rc.1"
+            )
         return value
 
     @property

@@ -1,0 +1,1 @@
+"""Speed benchmarks of quanta against plain DuckDB baselines: ``python -m benchmarks``."""
