@@ -113,3 +113,9 @@ def test_trailing_newline_is_not_an_identifier() -> None:
     assert not is_identifier("orders\n")
     with pytest.raises(AddressError):
         Address.parse("quanta://shop/orders\n/lines")
+
+
+def test_release_zero_does_not_exist() -> None:
+    with pytest.raises(AddressError) as info:
+        Address.parse("quanta://listening/play_events@0")
+    assert info.value.hint == "releases are numbered from 1"

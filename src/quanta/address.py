@@ -52,6 +52,11 @@ class Address:
                     hint="write a release number after '@', e.g. quanta://listening/play_events@3",
                 )
             version = int(tail)
+            if version < 1:
+                raise AddressError(
+                    f"release 0 in address {raw!r} does not exist",
+                    hint="releases are numbered from 1",
+                )
         if body.startswith(SCHEME):
             parts = body[len(SCHEME):].split("/")
         elif "://" in body:

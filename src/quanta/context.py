@@ -9,9 +9,9 @@ from quanta.address import Address
 from quanta.build.runner import Builder, BuildResult
 from quanta.console import Reporter, SilentReporter
 from quanta.engine.base import EngineLimits
-from quanta.errors import QuantaError
+from quanta.errors import NotFoundError, QuantaError
 from quanta.sidecar import AsOf, MeshReader, QueryResult
-from quanta.spec.mesh import Mesh, Product, find_mesh_root, load_mesh
+from quanta.spec.mesh import MESH_FILE, Mesh, Product, find_mesh_root, load_mesh
 from quanta.storage import ProductStorage, Release, RunLog, RunRecord
 
 
@@ -28,7 +28,15 @@ class MeshContext:
     def discover(cls, mesh: Path | str | None = None, reporter: Reporter | None = None
                  ) -> MeshContext:
         """Open ``mesh``, else the mesh found from QUANTA_MESH or the working folder upwards."""
-        root = find_mesh_root(Path(mesh)) if mesh else find_mesh_root()
+        if mesh is None:
+            return cls(find_mesh_root(), reporter)
+        root = Path(mesh).resolve()
+        if not (root / MESH_FILE).is_file():
+            raise NotFoundError(
+                f"--mesh {mesh}: no {MESH_FILE} in {root}",
+                hint="point --mesh at the folder holding mesh.yaml, or create one with "
+                "'quanta init DIR'", code="mesh_not_found",
+            )
         return cls(root, reporter)
 
     @cached_property

@@ -126,3 +126,10 @@ def test_console_script_on_broken_and_valid_meshes(broken_mesh: Path, tiny_mesh:
     valid = cli_process("validate", cwd=tiny_mesh / "domains")
     assert valid.returncode == 0, valid.stderr
     assert "3 products valid" in valid.stdout
+
+
+def test_mesh_option_names_the_mesh_folder_exactly(tiny_mesh: Path) -> None:
+    nested = tiny_mesh / "domains" / "shop"
+    result = cli("validate", "--mesh", str(nested))
+    assert result.exit_code == 1
+    assert "no mesh.yaml in" in result.stderr and "quanta init" in result.stderr

@@ -83,7 +83,7 @@ _CANCEL_P = np.array([0.19, 0.09, 0.07, 0.22])
 # Sessions: a listener's sessions hold geometric numbers of plays around their own typical
 # length (median _SESSION_PLAYS); plays follow each other with up to _PLAY_GAP_MS of silence,
 # and a listener's sessions are at least _SESSION_GAP_MS (plus an exponential extra) apart.
-_SESSION_PLAYS = 10
+_SESSION_PLAYS = 14
 _PLAY_GAP_MS = 20_000
 _SESSION_GAP_MS = 20 * 60_000
 
@@ -369,7 +369,7 @@ def _build_plays(rng: np.random.Generator, n: int, catalog: _Catalog,
     # Mostly one device a session, the listener's usual one; mostly played at home.
     s_device = np.where(rng.random(n_sessions) < 0.85, accounts.device[s_listener],
                         rng.choice(len(DEVICES), n_sessions, p=_DEVICE_P))
-    device = np.where(rng.random(n) < 0.97, s_device[session],
+    device = np.where(rng.random(n) < 0.99, s_device[session],
                       rng.choice(len(DEVICES), n, p=_DEVICE_P))
     country = np.where(rng.random(n_sessions) < 0.97, home,
                        rng.choice(len(COUNTRIES), n_sessions, p=_COUNTRY_P))[session]
