@@ -1,0 +1,1 @@
+"""Build runner: turn a product spec and its inputs into a release."""

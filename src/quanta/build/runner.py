@@ -1,0 +1,225 @@
+"""The build runner: inputs → transform → schema → checks → profile → write → release.
+
+Each step that can fail because of the user (their spec, sources, code or data) raises a
+QuantaError, which ends the build with a recorded failed run and no release. The release
+manifest is committed last, so a failed or killed build leaves the previous release intact.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from quanta.build.schema import arrow_schema, conform
+from quanta.build.transforms import run_python, run_sql
+from quanta.console import Reporter, SilentReporter
+from quanta.engine.base import EngineLimits
+from quanta.engine.duckdb import DuckDBEngine, quote
+from quanta.errors import ChecksFailedError, QuantaError
+from quanta.inputs import InputContext, connector_for
+from quanta.quality.checks import quality_metrics, run_checks
+from quanta.quality.profile import profile_table
+from quanta.spec.mesh import Mesh, Product
+from quanta.spec.models import OutputPort
+from quanta.storage import InputRead, ProductStorage, Release, RunLog, RunRecord, schema_hash
+from quanta.storage.manifest import CheckResult
+
+
+def new_run_id(product_key: str) -> str:
+    """A sortable, unique run id: UTC time, product, random suffix."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{product_key}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class BuildResult:
+    """The outcome of building one product."""
+
+    product: str
+    run: RunRecord
+    release: Release | None = None
+    error: QuantaError | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Builder:
+    """Builds products of one mesh, upstream before downstream."""
+
+    def __init__(
+        self, mesh: Mesh, reporter: Reporter | None = None, limits: EngineLimits | None = None
+    ) -> None:
+        self.mesh = mesh
+        self.engine = DuckDBEngine()
+        self.reporter = reporter or SilentReporter()
+        self.limits = limits
+        self.run_log = RunLog(mesh.storage_root)
+
+    def build(self, keys: list[str] | None = None) -> list[BuildResult]:
+        """Build ``keys`` (default: every product) in dependency order."""
+        for key in keys or []:
+            self.mesh.product(key)
+        order = self.mesh.build_order(keys)
+        failed: set[str] = set()
+        results = []
+        for key in order:
+            product = self.mesh.products[key]
+            broken = [a.product_key for _, a in product.upstream() if a.product_key in failed]
+            if broken:
+                result = self._skipped(product, broken)
+            else:
+                result = self.build_one(product)
+            if not result.ok:
+                failed.add(key)
+            results.append(result)
+        return results
+
+    def build_one(self, product: Product) -> BuildResult:
+        """Build one product and record the run; never raises for the user's mistakes."""
+        key = product.key
+        run_id = new_run_id(key)
+        started = datetime.now(UTC)
+        stages: dict[str, float] = {}
+        inputs: dict[str, InputRead] = {}
+        checks: list[CheckResult] = []
+        rows: dict[str, int] = {}
+        self.reporter.started(key)
+        release: Release | None = None
+        error: QuantaError | None = None
+        try:
+            release = self._build(product, run_id, stages, inputs, checks, rows)
+        except QuantaError as exc:
+            error = exc
+        except Exception as exc:  # a platform bug: keep the stack for the run record
+            error = QuantaError(
+                f"quanta failed unexpectedly while building {key}: {type(exc).__name__}: {exc}",
+                hint="this is a bug in quanta; the run record keeps the stack trace",
+                code="internal_error",
+            )
+            error.__cause__ = exc
+        ended = datetime.now(UTC)
+        run = RunRecord(
+            run_id=run_id, product=key, started_at=started, ended_at=ended,
+            outcome="released" if release else "failed",
+            release=release.release if release else None, rows=rows, inputs=inputs,
+            error=_error_record(error), stages=stages,
+            warnings=[f"{c.name}: {c.message}" for c in checks if not c.passed],
+        )
+        self.run_log.record(run)
+        summary = (f"release {release.release}, {sum(rows.values()):,} rows" if release
+                   else error.render() if error else "")
+        self.reporter.finished(key, release is not None, summary)
+        return BuildResult(key, run, release, error, checks)
+
+    def _build(
+        self, product: Product, run_id: str, stages: dict[str, float],
+        inputs: dict[str, InputRead], checks: list[CheckResult], rows: dict[str, int],
+    ) -> Release:
+        spec = product.spec
+        key = product.key
+        storage = ProductStorage(self.mesh.storage_root, key)
+        previous = storage.latest()
+        context = InputContext(product.folder, self.mesh.storage_root)
+        with self.engine.session(self.limits) as session:
+            with self._stage(key, "inputs", stages):
+                for item in spec.inputs:
+                    inputs[item.name] = connector_for(item).load(session, item, context)
+                # the build may read released data of this mesh (its own previous release,
+                # product inputs) and nothing else
+                session.allow_directory(self.mesh.storage_root / "products")
+                session.lock_file_access()
+            declared = {i.name for i in spec.inputs}
+            with self._stage(key, "transform", stages):
+                run = run_sql if spec.transform.type == "sql" else run_python
+                outputs = run(session, spec, product.folder, declared)
+            recorded_at = datetime.now(UTC)
+            port_tables: dict[str, str] = {}
+            with self._stage(key, "schema", stages):
+                for port in spec.outputs:
+                    target = f"__port_{port.name}"
+                    rows[port.name] = conform(
+                        session, port, outputs[port.name], target,
+                        recorded_at.isoformat(), key, _previous_files(storage, previous, port),
+                    )
+                    port_tables[port.name] = quote(target)
+            with self._stage(key, "checks", stages):
+                checks += run_checks(session, spec, port_tables, rows)
+            blocking = [c for c in checks if not c.passed and c.severity == "error"]
+            if blocking:
+                raise ChecksFailedError(
+                    f"{len(blocking)} blocking check(s) failed, so no release was made: "
+                    + "; ".join(f"{c.name} ({c.message})" for c in blocking),
+                    hint="fix the data or the transform, or set 'severity: warn' on the check",
+                )
+            with self._stage(key, "profile", stages):
+                profile = {name: profile_table(session, table)
+                           for name, table in port_tables.items()}
+            with self._stage(key, "write", stages):
+                ports = {}
+                for port in spec.outputs:
+                    reader = session.reader(f"SELECT * FROM {port_tables[port.name]}")
+                    ports[port.name] = storage.write_port(
+                        port.name, reader.cast(arrow_schema(port))
+                    )
+        with self._stage(key, "release", stages):
+            release = Release(
+                product=key, release=(previous.release if previous else 0) + 1,
+                interface_version=spec.version, committed_at=datetime.now(UTC),
+                recorded_at=recorded_at, run_id=run_id, ports=ports, inputs=inputs,
+                checks=checks, metrics=quality_metrics(checks), profile=profile,
+            )
+            return storage.commit(release)
+
+    @contextmanager
+    def _stage(self, key: str, name: str, stages: dict[str, float]) -> Iterator[None]:
+        self.reporter.stage(key, name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            stages[name] = round(time.perf_counter() - start, 4)
+
+    def _skipped(self, product: Product, broken: list[str]) -> BuildResult:
+        error = QuantaError(
+            f"not built: upstream product(s) {', '.join(broken)} failed in this run",
+            hint="fix the upstream build first; the last release stays served",
+            code="upstream_failed",
+        )
+        now = datetime.now(UTC)
+        run = RunRecord(
+            run_id=new_run_id(product.key), product=product.key, started_at=now, ended_at=now,
+            outcome="failed", error=_error_record(error),
+        )
+        self.run_log.record(run)
+        self.reporter.started(product.key)
+        self.reporter.finished(product.key, False, error.render())
+        return BuildResult(product.key, run, None, error)
+
+
+def _previous_files(storage: ProductStorage, previous: Release | None, port: OutputPort
+                    ) -> list[Path] | None:
+    """Data files of ``port`` in the previous release, when its schema is unchanged."""
+    if previous is None or port.name not in previous.ports:
+        return None
+    if previous.ports[port.name].schema_hash != schema_hash(arrow_schema(port)):
+        return None
+    return storage.data_files(previous, port.name) or None
+
+
+def _error_record(error: QuantaError | None) -> dict[str, object] | None:
+    if error is None:
+        return None
+    record = error.to_dict()
+    cause = error.__cause__
+    if cause is not None and error.code in ("internal_error", "transform_failed"):
+        record["traceback"] = "".join(traceback.format_exception(cause))[-8000:]
+    return record
