@@ -74,10 +74,7 @@ class Builder:
         for key in order:
             product = self.mesh.products[key]
             broken = [a.product_key for _, a in product.upstream() if a.product_key in failed]
-            if broken:
-                result = self._skipped(product, broken)
-            else:
-                result = self.build_one(product)
+            result = self._skipped(product, broken) if broken else self.build_one(product)
             if not result.ok:
                 failed.add(key)
             results.append(result)

@@ -154,8 +154,8 @@ def run_python(
     inputs = Inputs(session, declared, Location(file))
     try:
         result = function(inputs)
-    except (TransformError,) as exc:
-        raise exc from None
+    except TransformError:
+        raise
     except Exception as exc:
         raise TransformError(
             f"transform raised {type(exc).__name__}: {exc}",

@@ -17,6 +17,7 @@ from rich.console import Console
 from quanta.errors import QuantaError, SpecError
 
 if TYPE_CHECKING:
+    from quanta.build.runner import BuildResult
     from quanta.context import MeshContext
 
 # Commands import the library lazily so that `quanta --help` and completion start fast.
@@ -67,6 +68,15 @@ def boundary(function: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_warnings(results: list[BuildResult]) -> None:
+    """One line per quality check that warned: recorded, not blocking, worth a look."""
+    for result in results:
+        for check in result.checks:
+            if not check.passed and check.severity == "warn":
+                out.print(f"  [yellow]warn[/] {result.product}: {check.name}: {check.message}",
+                          soft_wrap=True)
 
 
 def context(mesh: Path | None) -> MeshContext:
@@ -169,10 +179,7 @@ def build(
         ctx.reporter = reporter
         results = ctx.build(products or None)
     failed = [r for r in results if not r.ok]
-    for result in results:
-        for check in result.checks:
-            if not check.passed and check.severity == "warn":
-                out.print(f"  [yellow]warn[/] {result.product}: {check.name}: {check.message}")
+    print_warnings(results)
     seconds = time.perf_counter() - start
     if failed:
         err.print(f"[red]✗[/] {len(failed)} of {len(results)} product(s) failed "
@@ -289,6 +296,7 @@ def demo(
     with RichReporter(out, total=len(ctx.mesh.products)) as reporter:
         ctx.reporter = reporter
         results = ctx.build()
+    print_warnings(results)
     if not all(r.ok for r in results):
         err.print("[red]✗[/] some demo products failed to build; see: quanta runs")
         raise typer.Exit(1)

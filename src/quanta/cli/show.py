@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +54,24 @@ def print_product(out: Console, doc: dict[str, Any]) -> None:
 def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float) -> None:
     """What was built and how to query it: the first thing a new user reads."""
     table = Table(title="Daff Inc. data mesh", header_style="bold")
-    for column in ("product", "kind", "ports (SQL names)", "rows", "release"):
+    for column in ("product (SQL name)", "kind", "ports", "rows", "release"):
         table.add_column(column, justify="right" if column in ("rows", "release") else "left")
     for key in ctx.mesh.build_order():
         product = ctx.mesh.products[key]
         latest = ctx.storage(key).latest()
         table.add_row(
             key, product.spec.kind,
-            ", ".join(f"{key}.{p.name}" for p in product.spec.outputs),
+            ", ".join(p.name for p in product.spec.outputs),
             f"{latest.rows:,}" if latest else "-", str(latest.release) if latest else "-",
         )
     out.print(table)
     out.print(f"[green]✓[/] demo mesh ready in {seconds:.1f}s at {folder.resolve()}\n")
     out.print("[bold]Try it[/]")
-    steps = [
-        f"cd {folder}",
+    steps = [f"cd {folder}"]
+    here = Path(sys.executable).parent
+    if shutil.which("quanta") != str(here / "quanta"):
+        steps.insert(0, f"source {here / 'activate'}")
+    steps += [
         "quanta show listening.play_events",
         "quanta query \"SELECT device, count(*) AS plays FROM listening.play_events "
         "GROUP BY ALL ORDER BY plays DESC\"",
