@@ -6,9 +6,10 @@ import csv
 import json
 import re
 import sqlite3
-from collections import Counter
-from datetime import datetime
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
+from statistics import mean, median
 from typing import Any
 
 import pytest
@@ -218,3 +219,70 @@ def test_catalog(summary: SourceSummary) -> None:
         assert 90_000 <= t["duration_ms"] <= 420_000
         assert isinstance(t["explicit"], bool)
         assert signed[t["artist_id"]] <= t["released_on"] < PLAYS_WINDOW_END.strftime("%Y-%m-%d")
+
+
+def _sessions(summary: SourceSummary) -> list[list[tuple[Any, ...]]]:
+    """Plays grouped as listening.listener_sessions does: a play more than 30 minutes after
+    the end of the listener's earlier plays opens a new session."""
+    by_listener: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for p in _plays(summary):
+        by_listener[p[1]].append(p)
+    sessions: list[list[tuple[Any, ...]]] = []
+    for plays in by_listener.values():
+        ended = datetime.min
+        for p in plays:  # in played_at order
+            start = datetime.strptime(p[3], "%Y-%m-%d %H:%M:%S.%f")
+            if start - ended > timedelta(minutes=30):
+                sessions.append([])
+            sessions[-1].append(p)
+            ended = max(ended, start + timedelta(milliseconds=p[4]))
+    return sessions
+
+
+def test_plays_cluster_into_sessions(summary: SourceSummary) -> None:
+    sessions = _sessions(summary)
+    sizes = [len(s) for s in sessions]
+    assert 5 <= mean(sizes) <= 20
+    assert median(sizes) < mean(sizes) and max(sizes) > 50  # skewed, with some long sessions
+    assert sum(len({p[5] for p in s}) == 1 for s in sessions) / len(sessions) > 0.8
+
+    # Back to back: the next play starts when the previous one stops, plus up to 20 s; only
+    # the planted overshoot (up to 15 s) can make a play seem to end after the next began.
+    gaps = []
+    for s in sessions:
+        starts = [datetime.strptime(p[3], "%Y-%m-%d %H:%M:%S.%f") for p in s]
+        gaps += [(b - a).total_seconds() * 1000 - p[4]
+                 for a, b, p in zip(starts, starts[1:], s, strict=False)]
+    assert min(gaps) > -15_000
+    assert sum(0 <= g <= 20_000 for g in gaps) / len(gaps) > 0.97
+
+    # Heavy listeners have more sessions, not longer ones.
+    per_listener = Counter(s[0][1] for s in sessions)
+    plays = Counter(p[1] for p in _plays(summary))
+    heavy = [listener for listener, _ in plays.most_common(20)]
+    light = [listener for listener, count in plays.items() if count <= median(plays.values())]
+    assert mean(per_listener[h] for h in heavy) > 3 * mean(per_listener[x] for x in light)
+
+
+def test_churn_depends_on_plan(summary: SourceSummary) -> None:
+    accounts = list(_accounts(summary).values())
+
+    def churn(*plans: str) -> float:
+        return mean(a[6] is not None for a in accounts if a[4] in plans)
+
+    assert churn("free") > 1.3 * churn("premium")
+    assert churn("free", "student") > 1.3 * churn("premium", "family")
+
+
+def test_genre_taste_depends_on_country(summary: SourceSummary) -> None:
+    genre = {a["artist_id"]: a["genre"] for a in _artists(summary)}
+    track_genre = {t["track_id"]: genre[t["artist_id"]] for t in _tracks(summary)}
+    home = {a[0]: a[3] for a in _accounts(summary).values()}
+    plays = _plays(summary)
+
+    def share(g: str, countries: set[str]) -> float:
+        mine = [p for p in plays if home[p[1]] in countries]
+        return sum(track_genre[p[2]] == g for p in mine) / len(mine)
+
+    assert share("k_pop", {"KR"}) > 2 * share("k_pop", set(COUNTRIES))
+    assert share("latin", {"MX", "BR", "ES"}) > 1.5 * share("latin", set(COUNTRIES))
