@@ -37,7 +37,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         description="quanta speed benchmarks: each workload next to a plain baseline.",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repeats: a smoke check in under a minute")
+                        help="small sizes: a smoke check in under a minute")
     parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), metavar="NAME",
                         help=f"run only these workloads ({', '.join(WORKLOADS)})")
     parser.add_argument("--rows", type=int, default=None,
@@ -45,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=None,
                         help="demo play events (default 1,000,000; quick 50,000)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="measured repeats per contender (default 3; quick 2)")
+                        help="measured repeats per contender (default 3)")
     parser.add_argument("--no-json", action="store_true", help="do not write a results file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
@@ -57,7 +57,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def environment() -> dict[str, Any]:
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("quanta", "duckdb", "pyarrow", "deltalake", "adbc-driver-sqlite"):
         try:
             packages[name] = version(name)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=quick,
         rows=args.rows or (50_000 if quick else 1_000_000),
         events=args.events or (50_000 if quick else 1_000_000),
-        repeats=args.repeats or (2 if quick else 3),
+        repeats=args.repeats or 3,
         verbose=not args.quiet,
     )
     names = args.only or list(WORKLOADS)

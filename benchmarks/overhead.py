@@ -108,15 +108,15 @@ def run(settings: Settings) -> list[Row]:
         )
 
         script = quanta_script()
+        if not script.is_file():
+            return [warm, Row("no-op build, cold `quanta build`", None, None, None, "info",
+                              "SKIP", note=f"{script} not found")]
         cold_runs = {
             "quanta": subprocess_run([str(script), "build", "shop.orders", "--mesh", str(mesh)]),
             "baseline": subprocess_run([sys.executable, "-c",
                                         "import duckdb; duckdb.connect().execute("
                                         f"{copy_sql(csv, out)!r})"]),
         }
-        if not script.is_file():
-            return [warm, Row("no-op build, cold cli", None, None, None, "info", "SKIP",
-                              note=f"{script} not found")]
         cold_samples = interleave(cold_runs, settings.repeats)
         cq, cb = median(cold_samples["quanta"]), median(cold_samples["baseline"])
         settings.log(f"cold cli {cq:.3f}s (python + duckdb {cb:.3f}s)")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from quanta.engine.duckdb import DuckDBSession, literal, quote
-from quanta.errors import SchemaMismatchError
+from quanta.errors import SchemaMismatchError, TransformError
 from quanta.spec.models import DECIMAL, OutputPort
 
 RECORDED_AT = "_recorded_at"
@@ -78,33 +79,51 @@ def conform(
             f"transform output for {where} has undeclared column(s): {', '.join(extra)}",
             hint="declare them under outputs[].fields, or leave them out of the result",
         )
-    for field in port.fields:
-        wanted = duckdb_type(field.type)
-        col = quote(field.name)
-        if _SAME_TYPE.get(actual[field.name], actual[field.name]) != wanted:
-            bad = f"{col} IS NOT NULL AND TRY_CAST({col} AS {wanted}) IS NULL"
-            _raise_if_rows(
-                session, source, bad, col,
-                f"column '{field.name}' of {where} has values that are not {field.type} "
-                f"(transform gives {actual[field.name]})",
-                f"cast or clean the column in the transform, or declare type matching "
-                f"{actual[field.name]}",
-            )
-        if not field.nullable:
-            _raise_if_rows(
-                session, source, f"{col} IS NULL", "*",
-                f"column '{field.name}' of {where} is declared not nullable but has nulls",
-                "filter or fill the nulls in the transform, or declare 'nullable: true'",
-            )
     casts = [f"CAST({quote(f.name)} AS {duckdb_type(f.type)}) AS {quote(f.name)}"
              for f in port.fields]
     stamp = f"TIMESTAMPTZ {literal(recorded_at)}"
     if previous and port.primary_key:
-        session.load_query(target, _carry_recorded_at(port, casts, source, stamp, previous))
+        sql = _carry_recorded_at(port, casts, source, stamp, previous)
     else:
-        session.load_query(target, f"SELECT {', '.join(casts)}, {stamp} AS {RECORDED_AT} "
-                                   f"FROM {source}")
+        sql = f"SELECT {', '.join(casts)}, {stamp} AS {RECORDED_AT} FROM {source}"
+    # Cast in one pass; only when that fails, or nulls appear where they must not, run the
+    # slower per-column queries that say which column and which rows.
+    try:
+        session.load_query(target, sql)
+    except duckdb.Error as exc:
+        _diagnose(session, port, source, actual, where)
+        raise TransformError(f"transform failed: {str(exc).splitlines()[0]}",
+                             hint="fix the transform and build again") from None
+    required = [f for f in port.fields if not f.nullable]
+    if required:
+        counts = session.rows("SELECT " + ", ".join(
+            f"count(*) FILTER (WHERE {quote(f.name)} IS NULL)" for f in required
+        ) + f" FROM {quote(target)}")[0]
+        for field, nulls in zip(required, counts, strict=True):
+            if nulls:
+                _raise_if_rows(
+                    session, quote(target), f"{quote(field.name)} IS NULL", "*",
+                    f"column '{field.name}' of {where} is declared not nullable but has nulls",
+                    "filter or fill the nulls in the transform, or declare 'nullable: true'",
+                )
     return int(session.scalar(f"SELECT count(*) FROM {quote(target)}"))
+
+
+def _diagnose(session: DuckDBSession, port: OutputPort, source: str, actual: dict[str, str],
+              where: str) -> None:
+    """Raise SchemaMismatchError for the first column whose values do not convert."""
+    for field in port.fields:
+        wanted = duckdb_type(field.type)
+        if _SAME_TYPE.get(actual[field.name], actual[field.name]) == wanted:
+            continue
+        col = quote(field.name)
+        _raise_if_rows(
+            session, source, f"{col} IS NOT NULL AND TRY_CAST({col} AS {wanted}) IS NULL", col,
+            f"column '{field.name}' of {where} has values that are not {field.type} "
+            f"(transform gives {actual[field.name]})",
+            f"cast or clean the column in the transform, or declare type matching "
+            f"{actual[field.name]}",
+        )
 
 
 def _carry_recorded_at(

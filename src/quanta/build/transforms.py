@@ -92,7 +92,8 @@ def run_sql(session: DuckDBSession, spec: ProductSpec, folder: Path, declared: s
     port = transform.port or spec.outputs[0].name
     table = OUT_PREFIX + port
     try:
-        session.load_query(table, sql)
+        # a view: the schema step reads it once, casting straight into the port's table
+        session.execute(f"CREATE TEMP VIEW {quote(table)} AS {sql}")
     except duckdb.Error as exc:
         raise TransformError(
             f"transform SQL failed: {_duckdb_message(exc)}",

@@ -46,6 +46,9 @@ class EngineSession(Protocol):
     def allow_directory(self, folder: Path) -> None:
         """Let queries read files under ``folder`` even once file access is locked."""
 
+    def allow_file(self, file: Path) -> None:
+        """Let queries read ``file`` even once file access is locked."""
+
     def lock_file_access(self) -> None:
         """From now on, queries may not read or write any file or URL."""
 

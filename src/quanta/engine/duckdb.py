@@ -41,9 +41,17 @@ class DuckDBSession:
         if limits.temp_directory:
             config["temp_directory"] = str(limits.temp_directory)
         self.con = duckdb.connect(":memory:", config=config)
+        self._arrow: dict[str, pa.Table] = {}
+        self._allowed_directories: list[str] = []
+        self._allowed_files: list[str] = []
         self.con.execute("SET TimeZone = 'UTC'")
 
     def load_table(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        if isinstance(data, pa.Table):
+            # Arrow tables are scanned in place, without a copy; keep them alive meanwhile
+            self._arrow[name] = data
+            self.con.register(name, data)
+            return
         view = f"__arrow_{name}"
         self.con.register(view, data)
         try:
@@ -65,9 +73,18 @@ class DuckDBSession:
 
     def allow_directory(self, folder: Path) -> None:
         """Let queries read files under ``folder`` even once file access is locked."""
-        self.con.execute(f"SET allowed_directories = [{literal(str(folder) + '/')}]")
+        self._allowed_directories.append(str(folder).rstrip("/") + "/")
+
+    def allow_file(self, file: Path) -> None:
+        """Let queries read ``file`` even once file access is locked."""
+        self._allowed_files.append(str(file))
 
     def lock_file_access(self) -> None:
+        for setting, values in (("allowed_directories", self._allowed_directories),
+                                ("allowed_paths", self._allowed_files)):
+            if values:
+                listing = ", ".join(literal(v) for v in values)
+                self.con.execute(f"SET {setting} = [{listing}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
@@ -89,6 +106,7 @@ class DuckDBSession:
 
     def close(self) -> None:
         self.con.close()
+        self._arrow.clear()
 
     def __enter__(self) -> DuckDBSession:
         return self

@@ -188,7 +188,8 @@ class ProductStorage:
 
 
 def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
-    actions = pa.table(table.get_add_actions(flatten=True))
+    # from_stream, not pa.table(): the latter would import pandas (a quarter second)
+    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
     return actions.select(["path", "num_records"]).to_pylist()
 
 
