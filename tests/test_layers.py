@@ -1,0 +1,65 @@
+"""Layering: cli → context → planes → storage/engine; lower layers never import upper ones."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "quanta"
+
+# package → packages it must never import (directly or by a `from quanta.x import`)
+FORBIDDEN = {
+    "errors": {"spec", "storage", "engine", "inputs", "build", "quality", "sidecar", "context",
+               "cli", "demo", "scaffold"},
+    "address": {"spec", "storage", "engine", "inputs", "build", "quality", "sidecar", "context",
+                "cli"},
+    "storage": {"engine", "inputs", "build", "quality", "sidecar", "context", "cli", "spec"},
+    "engine": {"storage", "inputs", "build", "quality", "sidecar", "context", "cli", "spec"},
+    "spec": {"storage", "engine", "inputs", "build", "quality", "sidecar", "context", "cli"},
+    "inputs": {"build", "quality", "sidecar", "context", "cli"},
+    "quality": {"build", "sidecar", "context", "cli", "inputs"},
+    "build": {"sidecar", "context", "cli"},
+    "sidecar": {"build", "context", "cli", "inputs", "quality"},
+    "context": {"cli"},
+}
+
+
+def imported_packages(file: Path) -> set[str]:
+    tree = ast.parse(file.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "quanta" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def layer_of(file: Path) -> str:
+    rel = file.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize("file", sorted(SRC.rglob("*.py")), ids=lambda f: str(f.relative_to(SRC)))
+def test_module_respects_the_layers(file: Path) -> None:
+    layer = layer_of(file)
+    wrong = imported_packages(file) & FORBIDDEN.get(layer, set())
+    assert not wrong, f"{file.relative_to(SRC)} ({layer}) imports upper layer(s): {sorted(wrong)}"
+
+
+def test_library_code_never_prints() -> None:
+    offenders = []
+    for file in SRC.rglob("*.py"):
+        if layer_of(file) == "cli":
+            continue
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offenders.append(f"{file.relative_to(SRC)}:{node.lineno}")
+    assert not offenders, offenders
