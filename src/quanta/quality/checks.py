@@ -116,7 +116,10 @@ def check_name(check: Any) -> str:
     """The check's given name, or one made of its kind and columns."""
     if check.name:
         return str(check.name)
-    return "_".join([check.check, *check.named_columns()])
+    columns = check.named_columns()
+    if len(columns) > 3:
+        columns = [*columns[:2], f"and_{len(columns) - 2}_more"]
+    return "_".join([check.check, *columns])
 
 
 def run_checks(
