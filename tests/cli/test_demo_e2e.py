@@ -146,3 +146,12 @@ def test_failed_build_exits_1_and_keeps_serving(demo_mesh: Path, tmp_path: Path)
     assert json.loads(count.stdout)["rows"] == [{"n": 20000}]
     runs = json.loads(cli("runs", "--json", cwd=mesh).stdout)
     assert runs[-1]["outcome"] == "failed"
+
+
+def test_demo_scale_sets_the_number_of_events(tmp_path: Path) -> None:
+    folder = tmp_path / "small"
+    assert cli("demo", str(folder), "--scale", "0.02").exit_code == 0
+    count = cli("query", "SELECT count(*) AS n FROM listening.play_events", "--json", cwd=folder)
+    assert json.loads(count.stdout)["rows"] == [{"n": 20000}]
+    refused = cli("demo", str(tmp_path / "none"), "--scale", "0")
+    assert refused.exit_code == 1 and "must be above 0" in refused.stderr

@@ -278,6 +278,8 @@ def demo(
     folder: Annotated[Path, typer.Argument(help="where to create the demo mesh")] = Path(
         "daff-demo"),
     events: Annotated[int, typer.Option(help="play events to generate")] = 1_000_000,
+    scale: Annotated[float | None, typer.Option(
+        help="size relative to the default 1,000,000 events, e.g. 0.1 or 3")] = None,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
     force: Annotated[bool, typer.Option(help="replace an existing demo folder")] = False,
 ) -> None:
@@ -286,6 +288,10 @@ def demo(
     from quanta.context import MeshContext
     from quanta.demo.mesh import create_demo
 
+    if scale is not None:
+        if scale <= 0:
+            raise QuantaError(f"--scale {scale} must be above 0", hint="e.g. --scale 0.1")
+        events = round(1_000_000 * scale)
     start = time.perf_counter()
     with out.status(f"generating Daff Inc. sources ({events:,} play events)…"):
         summary = create_demo(folder, events=events, seed=seed, force=force)
