@@ -17,7 +17,7 @@ FORBIDDEN = {
                 "cli"},
     "storage": {"engine", "inputs", "build", "quality", "sidecar", "context", "cli", "spec"},
     "engine": {"storage", "inputs", "build", "quality", "sidecar", "context", "cli", "spec"},
-    "spec": {"storage", "engine", "inputs", "build", "quality", "sidecar", "context", "cli"},
+    "spec": {"storage", "inputs", "build", "quality", "sidecar", "context", "cli"},
     "inputs": {"build", "quality", "sidecar", "context", "cli"},
     "quality": {"build", "sidecar", "context", "cli", "inputs"},
     "build": {"sidecar", "context", "cli"},

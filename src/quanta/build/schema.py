@@ -9,42 +9,15 @@ import duckdb
 import pyarrow as pa
 
 from quanta.engine.duckdb import DuckDBSession, literal, quote
+from quanta.engine.types import arrow_type, duckdb_type
 from quanta.errors import SchemaMismatchError, TransformError
-from quanta.spec.models import DECIMAL, OutputPort
+from quanta.spec.models import OutputPort
 
 RECORDED_AT = "_recorded_at"
 SAMPLE_ROWS = 5
 
-_DUCKDB = {
-    "string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "float32": "FLOAT",
-    "float64": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMPTZ",
-    "binary": "BLOB",
-}
-_ARROW = {
-    "string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
-    "float64": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"), "binary": pa.binary(),
-}
-
-
 # DESCRIBE spells some types differently from how they are written in a CAST
 _SAME_TYPE = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
-
-
-def duckdb_type(declared: str) -> str:
-    """The DuckDB type of a declared field type."""
-    match = DECIMAL.match(declared)
-    if match:
-        return f"DECIMAL({match.group(1)},{match.group(2)})"
-    return _DUCKDB[declared]
-
-
-def arrow_type(declared: str) -> pa.DataType:
-    """The Arrow type of a declared field type."""
-    match = DECIMAL.match(declared)
-    if match:
-        return pa.decimal128(int(match.group(1)), int(match.group(2)))
-    return _ARROW[declared]
 
 
 def arrow_schema(port: OutputPort) -> pa.Schema:

@@ -13,14 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from quanta.address import IDENTIFIER
+from quanta.engine.types import DECIMAL, SCALAR_TYPES
 from quanta.spec.durations import parse_duration
 
 API_VERSION = "quanta/v1"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
-DECIMAL = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
-SCALAR_TYPES = (
-    "string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp", "binary",
-)
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern, max_length=63)]
 Duration = Annotated[str, Field(
@@ -66,6 +63,27 @@ class GovernanceSpec(Model):
     standards: list[str] = Field(default_factory=list)
 
 
+class LimitsSpec(Model):
+    """Resource limits of one query."""
+
+    timeout: Duration | None = None
+    max_rows: int | None = Field(None, ge=1)
+    max_bytes: int | None = Field(None, ge=1)
+    memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+    _timeout = field_validator("timeout")(_check_duration)
+
+
+class ServingSpec(Model):
+    """How the mesh's sidecar serves reads."""
+
+    operator: str = Field("operator", description="the local principal of CLI and SDK reads")
+    limits: LimitsSpec = Field(default_factory=lambda: LimitsSpec(
+        timeout="60s", max_rows=50_000_000, memory_limit="4GB"))
+    principal_limits: dict[str, LimitsSpec] = Field(
+        default_factory=dict, description="limits for one principal or group:<name>")
+
+
 class MeshSpec(Model):
     """``mesh.yaml``: one mesh, its storage, and where its products live."""
 
@@ -79,6 +97,7 @@ class MeshSpec(Model):
         description="glob patterns, relative to mesh.yaml, of product spec files",
     )
     governance: GovernanceSpec = Field(default_factory=GovernanceSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     engine: Literal["duckdb"] = "duckdb"
 
 
@@ -354,16 +373,52 @@ class Trigger(Model):
         return self
 
 
+Subject = Annotated[str, Field(
+    pattern=r"^(\*|group:[A-Za-z0-9_.@-]+|[A-Za-z0-9_.@:-]+)$",
+    description="a principal, group:<name>, or * for every authenticated principal",
+)]
+MaskMethod = Literal["null", "hash", "redact", "truncate_year", "last4"]
+
+
 class GrantPolicy(Model):
     """Who may read which ports, for which purposes."""
 
     type: Literal["grant"]
-    to: list[str] = Field(min_length=1, description="principals, or group:<name>")
+    to: list[Subject] = Field(min_length=1, description="principals, group:<name>, or *")
     ports: list[Identifier] | None = Field(None, description="default: every port")
-    purposes: list[str] | None = None
+    purposes: list[str] | None = Field(None, description="default: any purpose")
 
 
-Policy = Annotated[GrantPolicy, Field(discriminator="type")]
+class MaskPolicy(Model):
+    """Replace the values of columns (named, or by classification) for some readers."""
+
+    type: Literal["mask"]
+    columns: list[Identifier] | None = None
+    classification: Classification | None = None
+    method: MaskMethod = "redact"
+    ports: list[Identifier] | None = Field(None, description="default: every port")
+    to: list[Subject] | None = Field(None, description="who sees the mask; default everyone")
+    unless: list[Subject] = Field(default_factory=list, description="who sees clear values")
+    purposes: list[str] | None = Field(None, description="clear values for these purposes")
+
+    @model_validator(mode="after")
+    def _selects_columns(self) -> MaskPolicy:
+        if (self.columns is None) == (self.classification is None):
+            raise ValueError("a mask names 'columns' or a 'classification', not both")
+        return self
+
+
+class RowFilterPolicy(Model):
+    """Show some readers only the rows matching a SQL condition."""
+
+    type: Literal["row_filter"]
+    where: str = Field(description="a SQL boolean expression over the port's columns")
+    ports: list[Identifier] | None = Field(None, description="default: every port")
+    to: list[Subject] | None = Field(None, description="who is filtered; default everyone")
+    unless: list[Subject] = Field(default_factory=list, description="who sees every row")
+
+
+Policy = Annotated[GrantPolicy | MaskPolicy | RowFilterPolicy, Field(discriminator="type")]
 
 
 class ProductSpec(Model):

@@ -7,8 +7,16 @@ from pathlib import Path
 
 from quanta.address import Address
 from quanta.errors import AddressError, QuantaError
+from quanta.spec.expressions import parse_condition
 from quanta.spec.loader import PathItem, SpecDocument
-from quanta.spec.models import ProductInput, ProductSpec, PythonTransform, SqlTransform
+from quanta.spec.models import (
+    MaskPolicy,
+    ProductInput,
+    ProductSpec,
+    PythonTransform,
+    RowFilterPolicy,
+    SqlTransform,
+)
 
 
 def _problem(doc: SpecDocument, path: tuple[PathItem, ...], message: str, hint: str) -> QuantaError:
@@ -69,11 +77,36 @@ def check_product(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
                 Address.parse(item.product)
             except AddressError as exc:
                 add(("inputs", i_index, "product"), exc.message, exc.hint or "")
-    for p_index, policy in enumerate(spec.policies):
-        for port_name in policy.ports or []:
-            if spec.port(port_name) is None:
-                add(("policies", p_index, "ports"), f"policy names unknown port '{port_name}'",
-                    f"ports: {', '.join(p.name for p in spec.outputs)}")
+    problems += _check_policies(spec, doc)
+    return problems
+
+
+def _check_policies(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
+    problems = []
+    port_names = ", ".join(p.name for p in spec.outputs)
+    for index, policy in enumerate(spec.policies):
+        path: tuple[PathItem, ...] = ("policies", index)
+        ports = [spec.port(name) for name in policy.ports or [p.name for p in spec.outputs]]
+        if None in ports:
+            problems.append(_problem(doc, (*path, "ports"), "policy names an unknown port",
+                                     f"ports: {port_names}"))
+            continue
+        if isinstance(policy, MaskPolicy) and policy.columns:
+            for column in policy.columns:
+                if not any(port.field(column) for port in ports if port):
+                    problems.append(_problem(
+                        doc, (*path, "columns"), f"mask names unknown column '{column}'",
+                        "name a field of the ports the mask applies to"))
+        if isinstance(policy, RowFilterPolicy):
+            for port in ports:
+                assert port is not None
+                try:
+                    parse_condition(policy.where, {f.name for f in port.fields})
+                except ValueError as exc:
+                    problems.append(_problem(
+                        doc, (*path, "where"), f"{exc} (port '{port.name}')",
+                        "write a condition such as country = 'DE'; use 'ports:' to limit "
+                        "it to the ports that have its columns"))
     return problems
 
 

@@ -1,0 +1,113 @@
+"""Access decisions: may this principal read this port, and with which masks and filters.
+
+A decision is made once per port per query and compiled into the SQL of a secure relation;
+the user's query reads only those relations, so no query shape can see around a mask or a
+row filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from quanta.address import Address
+from quanta.engine.duckdb import literal, quote
+from quanta.engine.types import duckdb_type
+from quanta.errors import QuantaError
+from quanta.sidecar.grants import AccessGrant
+from quanta.sidecar.principals import Principal
+from quanta.spec.mesh import Product
+from quanta.spec.models import FieldSpec, GrantPolicy, MaskPolicy, OutputPort, RowFilterPolicy
+
+RECORDED_AT = "_recorded_at"
+
+
+class AuthorizationError(QuantaError):
+    """Authenticated, but not allowed to read what was asked (HTTP 403)."""
+
+    code = "forbidden"
+
+
+@dataclass
+class PortAccess:
+    """What one principal sees of one port: clear or masked columns, and row filters."""
+
+    address: Address
+    masked: dict[str, str] = field(default_factory=dict)  # column -> method
+    filters: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)
+
+    def relation_sql(self, port: OutputPort, files: list[str], mask_key: str) -> str:
+        """The secure relation: masks applied to columns, filters applied to rows."""
+        columns = [
+            _mask(f, self.masked[f.name], mask_key) + f" AS {quote(f.name)}"
+            if f.name in self.masked else quote(f.name)
+            for f in port.fields
+        ]
+        columns.append(RECORDED_AT)
+        listing = ", ".join(literal(f) for f in files)
+        where = " AND ".join(f"({c})" for c in self.filters) or "true"
+        return f"SELECT {', '.join(columns)} FROM read_parquet([{listing}]) WHERE {where}"
+
+
+def _mask(spec: FieldSpec, method: str, key: str) -> str:
+    col = quote(spec.name)
+    text = f"CAST({col} AS VARCHAR)"
+    if method == "null":
+        return f"CAST(NULL AS {duckdb_type(spec.type)})"
+    if method == "hash":
+        # keyed, so low-entropy values (emails, birth dates) cannot be found by guessing
+        return f"CASE WHEN {col} IS NULL THEN NULL ELSE sha256({literal(key)} || {text}) END"
+    if method == "truncate_year" and spec.type in ("date", "timestamp"):
+        return f"CAST(date_trunc('year', {col}) AS {duckdb_type(spec.type)})"
+    if method == "last4":
+        return f"CASE WHEN {col} IS NULL THEN NULL ELSE '****' || right({text}, 4) END"
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE '***' END"
+
+
+def _ports_of(policy: GrantPolicy | MaskPolicy | RowFilterPolicy, port: str) -> bool:
+    return policy.ports is None or port in policy.ports
+
+
+def decide(principal: Principal, purpose: str | None, product: Product, address: Address,
+           stored: list[AccessGrant], now: datetime | None = None) -> PortAccess:
+    """Allow (with masks and filters) or raise AuthorizationError saying why and what to do."""
+    now = now or datetime.now(UTC)
+    spec = product.spec
+    assert address.port is not None
+    port = spec.port(address.port)
+    assert port is not None
+    access = PortAccess(address)
+    if principal.operator:
+        access.why.append("operator of the mesh")
+    else:
+        declared = [
+            p for p in spec.policies if isinstance(p, GrantPolicy) and _ports_of(p, port.name)
+            and principal.matches(p.to) and (p.purposes is None or purpose in p.purposes)
+        ]
+        granted = [g for g in stored if g.allows(principal, address, purpose, now)]
+        if not declared and not granted:
+            raise AuthorizationError(
+                f"{principal} may not read {address}" + (f" for purpose '{purpose}'"
+                                                         if purpose else ""),
+                hint=f"ask the owner ({spec.owner.email or spec.owner.team}) for a grant: "
+                f"quanta grant {principal} {address}" + (f" --purpose {purpose}"
+                                                         if purpose else ""),
+            )
+        access.why += [f"grant in the spec to {', '.join(p.to)}" for p in declared]
+        access.why += [f"grant {g.id} to {g.subject}" for g in granted]
+    for policy in spec.policies:
+        if not _ports_of(policy, port.name):
+            continue
+        if isinstance(policy, MaskPolicy) and _applies(principal, policy.to, policy.unless) and \
+                not (policy.purposes and purpose in policy.purposes):
+            for f in port.fields:
+                if f.name in (policy.columns or []) or f.classification == policy.classification:
+                    access.masked.setdefault(f.name, policy.method)
+        if isinstance(policy, RowFilterPolicy) and _applies(principal, policy.to, policy.unless):
+            access.filters.append(policy.where)
+    return access
+
+
+def _applies(principal: Principal, to: list[str] | None, unless: list[str]) -> bool:
+    return principal.matches(to) and not (unless and principal.matches(unless))
