@@ -10,7 +10,7 @@ from quanta.build.runner import Builder, BuildResult
 from quanta.console import Reporter, SilentReporter
 from quanta.engine.base import EngineLimits
 from quanta.errors import NotFoundError, QuantaError
-from quanta.sidecar import AsOf, MeshReader, QueryResult
+from quanta.sidecar import AsOf, Principal, QueryResult, Sidecar
 from quanta.spec.mesh import MESH_FILE, Mesh, Product, find_mesh_root, load_mesh
 from quanta.storage import ProductStorage, Release, RunLog, RunRecord
 
@@ -65,17 +65,33 @@ class MeshContext:
         wanted = [self.product(k).key for k in keys] if keys else None
         return Builder(self.mesh, self.reporter, self.limits).build(wanted)
 
-    @property
-    def reader(self) -> MeshReader:
-        return MeshReader(self.mesh, self.limits)
+    @cached_property
+    def sidecar(self) -> Sidecar:
+        """The mesh's sidecar: every read goes through it."""
+        return Sidecar(self.mesh)
 
-    def query(self, sql: str, as_of: str | int | None = None) -> QueryResult:
+    def principal(self, name: str | None = None, groups: list[str] | None = None) -> Principal:
+        """The operator (default), or the principal ``name`` in ``groups``."""
+        if name is None:
+            return self.sidecar.operator()
+        return Principal(name, frozenset(groups or []))
+
+    def query(self, sql: str, as_of: str | int | None = None, *,
+              principal: Principal | None = None, purpose: str | None = None) -> QueryResult:
         """Run one SELECT over the mesh's ports at ``as_of`` (release number or timestamp)."""
-        return self.reader.query(sql, AsOf.parse(as_of))
+        who = principal or self.sidecar.operator()
+        return self.sidecar.query(who, sql, AsOf.parse(as_of), purpose, mode="local").result()
 
-    def read(self, address: str | Address, as_of: str | int | None = None) -> QueryResult:
+    def read(self, address: str | Address, as_of: str | int | None = None, *,
+             principal: Principal | None = None, purpose: str | None = None) -> QueryResult:
         """A whole port, at its latest release, ``address@N`` or ``as_of``."""
-        return self.reader.read(address, AsOf.parse(as_of))
+        who = principal or self.sidecar.operator()
+        return self.sidecar.read(who, address, AsOf.parse(as_of), purpose, mode="local").result()
+
+    def close(self) -> None:
+        """Flush the audit log and release engines."""
+        if "sidecar" in self.__dict__:
+            self.sidecar.close()
 
     def runs(self, product: str | None = None, limit: int | None = None) -> list[RunRecord]:
         """Build history, oldest first."""

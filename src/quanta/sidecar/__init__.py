@@ -1,6 +1,8 @@
-"""The sidecar: the one path every read goes through (gate, pin, read)."""
+"""The sidecar: the one path every read goes through (authenticate, authorize, gate, pin,
+rewrite onto secure relations, limit, audit)."""
 
-from quanta.sidecar.reader import MeshReader, QueryResult
+from quanta.sidecar.core import QueryResult, QueryStream, Sidecar
+from quanta.sidecar.principals import Principal
 from quanta.sidecar.snapshot import AsOf
 
-__all__ = ["AsOf", "MeshReader", "QueryResult"]
+__all__ = ["AsOf", "Principal", "QueryResult", "QueryStream", "Sidecar"]

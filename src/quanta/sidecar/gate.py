@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from quanta.address import Address
 from quanta.errors import QueryError
+from quanta.sidecar.functions import refused_function
 
 REFUSED_NODES: tuple[type[exp.Expression], ...] = (
     exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command,
@@ -65,6 +66,14 @@ def gate(sql: str, resolve: Callable[[Address], Address],
             raise QueryError(
                 f"{node.key.upper()} is not allowed in a query",
                 hint="data products are read-only; write a SELECT", code="query_refused",
+            )
+    for function in tree.find_all(exp.Func):
+        name = refused_function(function)
+        if name:
+            raise QueryError(
+                f"function {name}() is not allowed in a query",
+                hint="queries may use computations over data products, not functions that "
+                "read files, settings or the system", code="query_refused",
             )
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     ports: list[Address] = []

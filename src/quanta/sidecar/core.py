@@ -1,0 +1,302 @@
+"""The sidecar: the one path every read takes, whatever the mode.
+
+authenticate → authorize each port → gate the SQL → rewrite it onto secure relations (masks
+and row filters inside) at pinned releases → run under limits → stream → audit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from quanta.address import Address
+from quanta.engine.duckdb import DuckDBDatabase, DuckDBSession, quote
+from quanta.errors import NotFoundError, QuantaError, QueryError
+from quanta.sidecar.access import PortAccess, decide
+from quanta.sidecar.audit import AuditLog
+from quanta.sidecar.gate import GatedQuery, gate
+from quanta.sidecar.grants import GrantStore
+from quanta.sidecar.limits import LimitExceeded, QueryLimits, limits_for
+from quanta.sidecar.principals import Principal
+from quanta.sidecar.snapshot import AsOf, pin
+from quanta.sidecar.tokens import TokenStore
+from quanta.spec.mesh import Mesh
+from quanta.storage import ProductStorage, Release
+from quanta.storage.files import create_atomic
+
+BATCH_ROWS = 131_072
+
+
+def relation_name(address: Address) -> str:
+    """The engine-side name of a port's secure relation."""
+    return f"port__{address.domain}__{address.product}__{address.port}"
+
+
+@dataclass
+class QueryResult:
+    """A whole query result and the snapshot it read (product key → release number)."""
+
+    table: pa.Table
+    snapshot: dict[str, int]
+    ports: tuple[Address, ...] = ()
+
+    def snapshot_header(self) -> str:
+        """``domain.product@N,...``: enough to repeat the query exactly."""
+        return ",".join(f"{k}@{v}" for k, v in sorted(self.snapshot.items()))
+
+
+@dataclass
+class QueryStream:
+    """A running query: its schema and snapshot now, its batches as they are read.
+
+    Iterate it (or call ``read_all``) exactly once; the audit record is written when the
+    stream ends, fails or is closed.
+    """
+
+    schema: pa.Schema
+    snapshot: dict[str, int]
+    ports: tuple[Address, ...]
+    access: dict[str, PortAccess] = field(default_factory=dict)
+    _reader: pa.RecordBatchReader | None = None
+    _finish: Any = None
+    rows: int = 0
+    bytes: int = 0
+
+    def snapshot_header(self) -> str:
+        """``domain.product@N,...``: enough to repeat the query exactly."""
+        return ",".join(f"{k}@{v}" for k, v in sorted(self.snapshot.items()))
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        assert self._reader is not None, "a query stream can be read once"
+        reader, self._reader = self._reader, None
+        try:
+            for batch in reader:
+                self.rows += batch.num_rows
+                self.bytes += batch.nbytes
+                yield batch
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+
+    def read_all(self) -> pa.Table:
+        """The whole result as one table."""
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+    def result(self) -> QueryResult:
+        """Read the whole stream into a QueryResult."""
+        return QueryResult(self.read_all(), self.snapshot, self.ports)
+
+    def close(self) -> None:
+        """Stop early (a client went away); the audit record says so."""
+        if self._reader is not None:
+            self._reader = None
+            self._finish(QueryError("the client stopped reading", code="cancelled"))
+
+
+class Sidecar:
+    """Serves one mesh's released data to principals, under its policies."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        root = mesh.storage_root
+        self.tokens = TokenStore(root)
+        self.grants = GrantStore(root)
+        self.audit = AuditLog(root / "audit")
+        (root / "products").mkdir(parents=True, exist_ok=True)
+        self.database = DuckDBDatabase(root / "products")
+        self._mask_key = _mask_key(root / "security" / "mask.key")
+
+    # --- who ------------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal of a bearer token (AuthenticationError when it is not valid)."""
+        try:
+            return self.tokens.authenticate(token)
+        except QuantaError as exc:
+            self.audit.append({"principal": None, "outcome": "unauthenticated",
+                               "error": exc.message})
+            raise
+
+    def operator(self) -> Principal:
+        """The mesh's local operator principal (CLI and local SDK default)."""
+        return Principal(self.mesh.spec.serving.operator, operator=True)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def query(self, principal: Principal, sql: str, as_of: AsOf | None = None,
+              purpose: str | None = None, mode: str = "sql") -> QueryStream:
+        """Start one SELECT over mesh ports; every refusal and every result is audited."""
+        started = time.perf_counter()
+        record: dict[str, Any] = {
+            "principal": principal.name, "groups": sorted(principal.groups), "purpose": purpose,
+            "mode": mode, "query": sql, "query_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+        }
+        try:
+            gated = gate(sql, self._resolve, relation_name)
+            if not gated.ports:
+                raise QueryError("the query reads no data product",
+                                 hint="read a port, e.g. SELECT * FROM domain.product LIMIT 10",
+                                 code="query_refused")
+            access = {str(a): self._decide(principal, purpose, a) for a in gated.ports}
+            releases = self._pin(gated, as_of)
+            record["snapshot"] = {k: r.release for k, r in releases.items()}
+            limits = limits_for(self.mesh.spec.serving, principal)
+            return self._run(gated, access, releases, limits, record, started)
+        except QuantaError as exc:
+            self._audit(record, started, exc)
+            raise
+
+    def read(self, principal: Principal, address: Address | str, as_of: AsOf | None = None,
+             purpose: str | None = None, mode: str = "read") -> QueryStream:
+        """A whole port, at ``address@N`` or ``as_of`` (default: latest)."""
+        if isinstance(address, str):
+            address = Address.parse(address)
+        full = self._resolve(address)
+        if address.version is not None:
+            as_of = AsOf(release=address.version)
+        return self.query(principal, f"SELECT * FROM {full.domain}.{full.product}.{full.port}",
+                          as_of, purpose, mode)
+
+    def _resolve(self, address: Address) -> Address:
+        product = self.mesh.product(address)
+        port = product.spec.port(address.port)
+        if port is None:
+            raise NotFoundError(
+                f"{product.key} has no port '{address.port}'",
+                hint=f"ports: {', '.join(p.name for p in product.spec.outputs)}",
+                code="port_not_found",
+            )
+        return Address(address.domain, address.product, port.name, address.version)
+
+    def _decide(self, principal: Principal, purpose: str | None, address: Address
+                ) -> PortAccess:
+        return decide(principal, purpose, self.mesh.product(address), address,
+                      self.grants.grants())
+
+    def _pin(self, gated: GatedQuery, as_of: AsOf | None) -> dict[str, Release]:
+        keys = list(dict.fromkeys(a.product_key for a in gated.ports))
+        return {k: pin(ProductStorage(self.mesh.storage_root, k), as_of, len(keys))
+                for k in keys}
+
+    def _run(self, gated: GatedQuery, access: dict[str, PortAccess],
+             releases: dict[str, Release], limits: QueryLimits, record: dict[str, Any],
+             started: float) -> QueryStream:
+        session = self.database.session()
+        try:
+            for address in gated.ports:
+                storage = ProductStorage(self.mesh.storage_root, address.product_key)
+                release = releases[address.product_key]
+                assert address.port is not None
+                storage.verify(release, [address.port])
+                port = self.mesh.product(address).spec.port(address.port)
+                assert port is not None
+                files = [str(f) for f in storage.data_files(release, address.port)]
+                if not files:
+                    empty = f"__empty_{relation_name(address)}"
+                    session.load_table(empty, storage.arrow_schema(release, address.port)
+                                       .empty_table())
+                    files = []
+                sql = (access[str(address)].relation_sql(port, files, self._mask_key)
+                       if files else f"SELECT * FROM {quote(empty)}")
+                session.execute(f"CREATE TEMP VIEW {quote(relation_name(address))} AS {sql}")
+            timer = _interrupt_after(session, limits.timeout)
+            try:
+                reader = session.reader(gated.rewritten, BATCH_ROWS)
+            except duckdb.Error as exc:
+                raise _engine_error(exc, limits) from None
+        except BaseException:
+            session.close()
+            raise
+        stream = QueryStream(schema=reader.schema,
+                             snapshot={k: r.release for k, r in releases.items()},
+                             ports=gated.ports, access=access)
+        stream._reader = _limited(reader, limits, stream)
+        done = threading.Event()
+
+        def finish(error: BaseException | None) -> None:
+            if done.is_set():
+                return
+            done.set()
+            if timer is not None:
+                timer.cancel()
+            session.close()
+            record.update(rows=stream.rows, bytes=stream.bytes)
+            if error is not None and not isinstance(error, QuantaError):
+                error = _engine_error(error, limits) if isinstance(error, duckdb.Error) else \
+                    QuantaError(f"{type(error).__name__}: {error}", code="stream_failed")
+            self._audit(record, started, error)
+
+        stream._finish = finish
+        return stream
+
+    def _audit(self, record: dict[str, Any], started: float,
+               error: BaseException | None) -> None:
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if error is None:
+            record["outcome"] = "ok"
+        else:
+            code = getattr(error, "code", "error")
+            record["outcome"] = {"forbidden": "denied", "query_refused": "refused",
+                                 "limit_exceeded": "limit"}.get(code, "error")
+            record["error"] = {"code": code, "message": getattr(error, "message", str(error))}
+        self.audit.append(record)
+
+    def close(self) -> None:
+        """Flush the audit log and close the engine."""
+        self.audit.close()
+        self.database.close()
+
+
+def _limited(reader: pa.RecordBatchReader, limits: QueryLimits, stream: QueryStream
+             ) -> Iterator[pa.RecordBatch]:
+    rows = size = 0
+    for batch in reader:
+        rows += batch.num_rows
+        size += batch.nbytes
+        if limits.max_rows is not None and rows > limits.max_rows:
+            raise LimitExceeded(
+                f"the result has more than {limits.max_rows:,} rows, the limit for this "
+                "principal", hint="add a LIMIT or a WHERE clause, or aggregate")
+        if limits.max_bytes is not None and size > limits.max_bytes:
+            raise LimitExceeded(
+                f"the result is larger than {limits.max_bytes:,} bytes, the limit for this "
+                "principal", hint="select fewer columns or rows")
+        yield batch
+
+
+def _interrupt_after(session: DuckDBSession, seconds: float | None) -> threading.Timer | None:
+    if not seconds:
+        return None
+    timer = threading.Timer(seconds, session.con.interrupt)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _engine_error(exc: BaseException, limits: QueryLimits) -> QuantaError:
+    text = str(exc).split("\n")[0]
+    if isinstance(exc, duckdb.InterruptException) or "INTERRUPT" in text.upper():
+        return LimitExceeded(
+            f"the query ran longer than {limits.timeout:g} s, the time limit for this principal",
+            hint="narrow the query (WHERE, LIMIT) or aggregate")
+    return QueryError(f"query failed: {text.replace('port__', '')}", code="query_failed",
+                      hint="check column names and types with 'quanta show <product>'")
+
+
+def _mask_key(file: Path) -> str:
+    """The mesh's secret for keyed hashing masks (created on first use)."""
+    if not file.exists():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        create_atomic(file, secrets.token_hex(32).encode())  # the first writer wins
+        file.chmod(0o600)
+    return file.read_text().strip()
