@@ -241,13 +241,19 @@ def query(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="write to this file instead of the terminal")] = None,
     max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 50,
+    as_principal: Annotated[str | None, typer.Option(
+        "--as", help="see what this principal would see (default: the mesh operator)")] = None,
+    group: Annotated[list[str] | None, typer.Option(
+        help="a group of the --as principal (repeatable)")] = None,
+    purpose: Annotated[str | None, typer.Option(help="the purpose of the query")] = None,
     mesh: MeshOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Run one read-only SQL query over the mesh's released data."""
+    """Run one read-only SQL query over the mesh's released data, through the sidecar."""
     from quanta.cli.export import write_result
 
     ctx = context(mesh)
-    result = ctx.query(sql, as_of)
+    who = ctx.principal(as_principal, group) if as_principal else None
+    result = ctx.query(sql, as_of, principal=who, purpose=purpose)
     fmt = "json" if as_json else format
     write_result(out, err, result, fmt, output, max_rows)
 
@@ -314,3 +320,7 @@ def demo(
 def run() -> None:
     """Console-script entry point."""
     app()
+
+
+# Sub-command modules register themselves on `app` when imported.
+from quanta.cli import security  # noqa: E402, F401

@@ -1,0 +1,204 @@
+"""CLI commands of the sidecar: tokens, grants and the audit log."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from quanta.cli.main import JsonOption, MeshOption, app, boundary, context, err, out
+from quanta.errors import QuantaError
+
+SUBJECT = re.compile(r"^(group:)?[A-Za-z0-9_.@:-]+$")
+
+token_app = typer.Typer(help="Create, list and revoke bearer tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the audit log.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+
+
+def check_subject(text: str) -> str:
+    if not SUBJECT.match(text):
+        raise QuantaError(f"{text!r} is not a principal or group",
+                          hint="write a name like alice or svc-churn, or group:analysts",
+                          code="subject_invalid")
+    return text
+
+
+def parse_expiry(text: str | None) -> timedelta | None:
+    from quanta.spec.durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise QuantaError(f"--expires {text}: {exc}", code="duration_invalid") from None
+
+
+@token_app.command("create")
+@boundary
+def token_create(
+    principal: Annotated[str, typer.Argument(help="who the token authenticates")],
+    group: Annotated[list[str] | None, typer.Option(help="a group of the principal")] = None,
+    expires: Annotated[str | None, typer.Option(help="lifetime, e.g. 30d")] = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Create a token; it is shown once and stored only as a hash."""
+    check_subject(principal)
+    for name in group or []:
+        check_subject(f"group:{name}")
+    ctx = context(mesh)
+    token, record = ctx.sidecar.tokens.create(principal, group, parse_expiry(expires))
+    out.print(token, highlight=False, soft_wrap=True)
+    err.print(f"[green]✓[/] token {record.id} for {principal}"
+              + (f" (groups: {', '.join(record.groups)})" if record.groups else "")
+              + (f", expires {record.expires_at[:19]}" if record.expires_at else "")
+              + "\n  store it now: it cannot be shown again")
+
+
+@token_app.command("list")
+@boundary
+def token_list(mesh: MeshOption = None, as_json: JsonOption = False) -> None:
+    """List tokens (never their secrets)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    ctx = context(mesh)
+    records = ctx.sidecar.tokens.records()
+    if as_json:
+        out.print_json(json.dumps([{k: v for k, v in asdict(r).items() if k != "digest"}
+                                   for r in records]))
+        return
+    table = Table(header_style="bold", title="tokens")
+    for column in ("id", "principal", "groups", "created", "expires", "state"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r.id, r.principal, ", ".join(r.groups), r.created_at[:19],
+                      (r.expires_at or "")[:19], "revoked" if r.revoked_at else "active")
+    out.print(table)
+
+
+@token_app.command("revoke")
+@boundary
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="token id, or a principal to revoke all theirs")],
+    mesh: MeshOption = None,
+) -> None:
+    """Revoke a token (or every token of a principal); effective at once."""
+    ctx = context(mesh)
+    for record in ctx.sidecar.tokens.revoke(token):
+        out.print(f"[green]✓[/] revoked token {record.id} of {record.principal}")
+
+
+@app.command()
+@boundary
+def grant(
+    subject: Annotated[str, typer.Argument(help="a principal, or group:<name>")],
+    address: Annotated[str, typer.Argument(help="quanta://domain/product[/port]")],
+    purpose: Annotated[str | None, typer.Option(help="only for this purpose")] = None,
+    expires: Annotated[str | None, typer.Option(help="lifetime, e.g. 90d")] = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Let a principal or group read a product (or one port); effective at once."""
+    from quanta.address import Address
+
+    check_subject(subject)
+    ctx = context(mesh)
+    parsed = Address.parse(address)
+    ctx.product(parsed)
+    if parsed.port and ctx.product(parsed).spec.port(parsed.port) is None:
+        raise QuantaError(f"{parsed.product_key} has no port '{parsed.port}'",
+                          code="port_not_found")
+    record = ctx.sidecar.grants.grant(subject, parsed, purpose, parse_expiry(expires))
+    out.print(f"[green]✓[/] {subject} may read {parsed}"
+              + (f" for {purpose}" if purpose else "")
+              + (f" until {record.expires_at[:19]}" if record.expires_at else "")
+              + f" (grant {record.id})")
+
+
+@app.command()
+@boundary
+def revoke(
+    subject: Annotated[str, typer.Argument(help="a principal, or group:<name>")],
+    address: Annotated[str, typer.Argument(help="quanta://domain/product[/port]")],
+    purpose: Annotated[str | None, typer.Option(help="only the grant for this purpose")] = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Remove grants; new queries are refused at once."""
+    from quanta.address import Address
+
+    ctx = context(mesh)
+    for record in ctx.sidecar.grants.revoke(subject, Address.parse(address), purpose):
+        out.print(f"[green]✓[/] revoked grant {record.id}: {record.subject} on "
+                  f"{record.product}" + (f"/{record.port}" if record.port else ""))
+
+
+@app.command()
+@boundary
+def grants(mesh: MeshOption = None, as_json: JsonOption = False) -> None:
+    """List the grants made with 'quanta grant' (spec policies are shown by 'quanta show')."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    ctx = context(mesh)
+    records = ctx.sidecar.grants.grants()
+    if as_json:
+        out.print_json(json.dumps([asdict(g) for g in records]))
+        return
+    table = Table(header_style="bold", title="grants")
+    for column in ("id", "subject", "product", "port", "purpose", "expires"):
+        table.add_column(column)
+    for g in records:
+        table.add_row(g.id, g.subject, g.product, g.port or "*", g.purpose or "any",
+                      (g.expires_at or "never")[:19])
+    out.print(table)
+
+
+@audit_app.command("verify")
+@boundary
+def audit_verify(mesh: MeshOption = None, as_json: JsonOption = False) -> None:
+    """Check the audit log's hash chain; exit 1 when any record was edited, removed or moved."""
+    ctx = context(mesh)
+    report = ctx.sidecar.audit.verify()
+    if as_json:
+        out.print_json(json.dumps({"ok": report.ok, "records": report.records,
+                                   "problems": report.problems}))
+    else:
+        for problem in report.problems:
+            out.print(f"[red]✗[/] {problem}", soft_wrap=True)
+        if report.ok:
+            out.print(f"[green]✓[/] {report.records} audit records, chain intact")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("tail")
+@boundary
+def audit_tail(
+    count: Annotated[int, typer.Option("-n", help="records to show")] = 20,
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """Show the newest audit records."""
+    from rich.table import Table
+
+    ctx = context(mesh)
+    records = ctx.sidecar.audit.tail(count)
+    if as_json:
+        out.print_json(json.dumps(records, default=str))
+        return
+    table = Table(header_style="bold", title="audit log (newest last)")
+    for column in ("seq", "time (UTC)", "principal", "mode", "outcome", "rows", "ms", "query"):
+        table.add_column(column, justify="right" if column in ("seq", "rows", "ms") else "left")
+    for r in records:
+        detail = r.get("query") or (r.get("error") or {}).get("message", "")
+        table.add_row(str(r["seq"]), str(r["time"])[:19], str(r.get("principal")),
+                      str(r.get("mode", "")), str(r.get("outcome")), str(r.get("rows", "")),
+                      str(r.get("duration_ms", "")), str(detail)[:60])
+    out.print(table)
+

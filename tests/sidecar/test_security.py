@@ -1,0 +1,225 @@
+"""Grants, masks, row filters, tokens, limits and audit: the sidecar's promises."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, copy_fixture
+from quanta.address import Address
+from quanta.context import MeshContext
+from quanta.errors import QuantaError
+from quanta.sidecar import Principal
+from quanta.sidecar.access import AuthorizationError
+from quanta.sidecar.limits import LimitExceeded
+from quanta.sidecar.tokens import AuthenticationError
+
+CANARY = "CANARY-EMAIL-5b1e"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    mesh = copy_fixture("secure", tmp_path_factory.mktemp("secure"))
+    assert all(r.ok for r in MeshContext(mesh).build())
+    return mesh
+
+
+@pytest.fixture
+def ctx(secure: Path) -> MeshContext:
+    return MeshContext(secure)
+
+
+def who(name: str, *groups: str) -> Principal:
+    return Principal(name, frozenset(groups))
+
+
+def rows(ctx: MeshContext, sql: str, principal: Principal, purpose: str | None = None
+         ) -> list[dict[str, object]]:
+    return ctx.query(sql, principal=principal, purpose=purpose).table.to_pylist()
+
+
+def test_default_is_deny_with_a_hint(ctx: MeshContext) -> None:
+    with pytest.raises(AuthorizationError) as info:
+        ctx.query("SELECT * FROM people.listeners", principal=who("bob"))
+    assert "bob may not read quanta://people/listeners/listeners" in info.value.message
+    assert "quanta grant bob" in (info.value.hint or "")
+
+
+def test_masks_apply_inside_the_relation(ctx: MeshContext) -> None:
+    seen = rows(ctx, "SELECT * FROM people.listeners ORDER BY country", who("alice"))
+    assert len(seen) == 4  # the hidden row is filtered for alice
+    for row in seen:
+        assert HEX64.match(str(row["listener_id"])), row
+        assert HEX64.match(str(row["email"])) or row["email"] == "***"
+        assert str(row["birth_date"]).endswith("-01-01")
+    clear = rows(ctx, "SELECT * FROM people.listeners ORDER BY listener_id",
+                 who("pia", "privacy"))
+    assert [r["listener_id"] for r in clear] == ["l1", "l2", "l3", "l4", "l5"]
+    assert clear[4]["email"] == "CANARY-EMAIL-5b1e@leak.example"
+
+
+def test_purpose_can_unmask_and_grants_can_require_a_purpose(ctx: MeshContext) -> None:
+    dated = rows(ctx, "SELECT birth_date FROM people.listeners ORDER BY 1", who("alice"),
+                 purpose="age_verification")
+    assert str(dated[0]["birth_date"]) == "1978-07-07"
+    analyst = who("dora", "analysts")
+    assert len(rows(ctx, "SELECT * FROM people.listeners", analyst, "analytics")) == 4
+    with pytest.raises(AuthorizationError, match="for purpose 'marketing'"):
+        ctx.query("SELECT * FROM people.listeners", principal=analyst, purpose="marketing")
+    with pytest.raises(AuthorizationError):
+        ctx.query("SELECT * FROM people.listeners", principal=analyst)
+
+
+def test_row_filters_hold_for_aggregates_and_joins(ctx: MeshContext) -> None:
+    de = who("de_only")
+    assert rows(ctx, "SELECT count(*) AS n FROM people.listeners", de) == [{"n": 2}]
+    assert rows(ctx, "SELECT DISTINCT country FROM people.listeners", de) == [{"country": "DE"}]
+    joined = rows(ctx, "SELECT count(*) AS n FROM people.plays p JOIN people.listeners l "
+                       "USING (listener_id)", de)
+    assert joined == [{"n": 3}]  # hashed ids still join across products: l1 twice, l2 once
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT email FROM people.listeners",
+    "SELECT lower(email) AS e FROM people.listeners",
+    "SELECT CAST(email AS VARCHAR) AS e FROM people.listeners",
+    "SELECT email, count(*) FROM people.listeners GROUP BY email",
+    "SELECT max(email) FROM people.listeners",
+    "SELECT string_agg(email, ',') FROM people.listeners",
+    "SELECT first_value(email) OVER () FROM people.listeners",
+    "WITH x AS (SELECT * FROM people.listeners) SELECT email FROM x",
+    "SELECT (SELECT max(email) FROM people.listeners) AS e",
+    "SELECT email FROM people.listeners UNION ALL SELECT email FROM people.listeners",
+    "SELECT * FROM people.listeners WHERE email LIKE 'CANARY%'",
+    "SELECT count(*) FROM people.listeners WHERE hidden",
+    "SELECT listener_id FROM people.listeners WHERE listener_id = 'l5'",
+    "SELECT * FROM people.listeners l JOIN people.plays p USING (listener_id)",
+])
+def test_no_query_shape_sees_clear_or_filtered_values(ctx: MeshContext, sql: str) -> None:
+    result = ctx.query(sql, principal=who("alice")).table
+    text = json.dumps(result.to_pylist(), default=str)
+    assert CANARY not in text and "mail.example" not in text
+    assert '"l1"' not in text and '"l5"' not in text
+    if "WHERE hidden" in sql:
+        assert result.column(0)[0].as_py() == 0
+
+
+def test_stored_grants_take_effect_and_expire_at_once(ctx: MeshContext) -> None:
+    bob = who("bob")
+    address = Address.parse("quanta://people/listeners")
+    grant = ctx.sidecar.grants.grant("bob", address)
+    assert len(rows(ctx, "SELECT * FROM people.listeners", bob)) == 4
+    ctx.sidecar.grants.revoke("bob", address)
+    with pytest.raises(AuthorizationError):
+        ctx.query("SELECT * FROM people.listeners", principal=bob)
+    ctx.sidecar.grants.grant("group:ops_team", address, expires_in=timedelta(seconds=1))
+    assert len(rows(ctx, "SELECT * FROM people.listeners", who("ed", "ops_team"))) == 4
+    time.sleep(1.1)
+    with pytest.raises(AuthorizationError):
+        ctx.query("SELECT * FROM people.listeners", principal=who("ed", "ops_team"))
+    assert grant.subject == "bob"
+
+
+def test_tokens_are_stored_hashed_and_checked(ctx: MeshContext, secure: Path) -> None:
+    tokens = ctx.sidecar.tokens
+    token, record = tokens.create("carol", ["analysts"])
+    assert token.startswith(f"qnt_{record.id}_")
+    stored = (secure / ".quanta/security/tokens.json").read_text()
+    assert token.split("_", 2)[2] not in stored
+    principal = ctx.sidecar.authenticate(token)
+    assert principal.name == "carol" and principal.groups == {"analysts"}
+    for bad in (None, "", "Bearer x", "qnt_nope_nope", token[:-2] + "xx"):
+        with pytest.raises(AuthenticationError):
+            ctx.sidecar.authenticate(bad)
+    tokens.revoke(record.id)
+    with pytest.raises(AuthenticationError, match="revoked or expired"):
+        ctx.sidecar.authenticate(token)
+    short, _ = tokens.create("dave", expires_in=timedelta(seconds=1))
+    time.sleep(1.1)
+    with pytest.raises(AuthenticationError, match="revoked or expired"):
+        ctx.sidecar.authenticate(short)
+
+
+def test_limits_stop_queries_with_a_clear_error(ctx: MeshContext) -> None:
+    with pytest.raises(LimitExceeded, match="more than 2 rows"):
+        ctx.query("SELECT * FROM people.listeners", principal=who("tiny_quota"))
+    assert len(rows(ctx, "SELECT * FROM people.listeners LIMIT 2", who("tiny_quota"))) == 2
+    slow = ("SELECT count(*) FROM people.plays a, people.plays b, people.plays c, "
+            "people.plays d, people.plays e, people.plays f, people.plays g, people.plays h, "
+            "people.plays i, people.plays j, people.plays k, people.plays l "
+            "WHERE a.play_id || b.play_id || c.play_id || d.play_id || e.play_id || "
+            "f.play_id || g.play_id || h.play_id || i.play_id || j.play_id || k.play_id "
+            "|| l.play_id LIKE '%zzz%'")
+    started = time.monotonic()
+    with pytest.raises(LimitExceeded, match="longer than 1 s"):
+        ctx.query(slow, principal=who("slowpoke"))
+    assert time.monotonic() - started < 10
+
+
+def test_every_request_is_audited_and_tampering_is_caught(secure: Path, tmp_path: Path
+                                                        ) -> None:
+    import shutil
+
+    mesh = tmp_path / "m"
+    shutil.copytree(secure, mesh)
+    ctx = MeshContext(mesh)
+    ctx.query("SELECT count(*) FROM people.plays", principal=who("alice"), purpose="demo")
+    with pytest.raises(AuthorizationError):
+        ctx.query("SELECT * FROM people.listeners", principal=who("bob"))
+    with pytest.raises(QuantaError):
+        ctx.query("COPY (SELECT 1) TO '/tmp/x'", principal=who("alice"))
+    ctx.close()
+    log = ctx.sidecar.audit
+    records = log.tail(3)
+    assert [r["outcome"] for r in records] == ["ok", "denied", "refused"]
+    assert records[0]["principal"] == "alice" and records[0]["purpose"] == "demo"
+    assert records[0]["snapshot"] == {"people.plays": 1} and records[0]["rows"] == 1
+    assert len(records[0]["query_sha256"]) == 64
+    assert log.verify().ok
+
+    lines = log.file.read_text().splitlines()
+    original = list(lines)
+    lines[1] = lines[1].replace('"alice"', '"mallory"')
+    log.file.write_text("\n".join(lines) + "\n")
+    assert any("edited" in p for p in log.verify().problems)
+
+    log.file.write_text("\n".join(original[:1] + original[2:]) + "\n")
+    assert any("removed" in p for p in log.verify().problems)
+
+    log.file.write_text("\n".join([original[1], original[0], *original[2:]]) + "\n")
+    assert not log.verify().ok
+
+    log.file.write_text("\n".join(original[:-1]) + "\n")
+    assert any("newest records removed" in p for p in log.verify().problems)
+
+    log.file.write_text("\n".join(original) + "\n")
+    assert log.verify().ok
+    assert cli("audit", "verify", "--mesh", str(mesh)).exit_code == 0
+    log.file.write_text("\n".join(original[:-1]) + "\n")
+    failed = cli("audit", "verify", "--mesh", str(mesh))
+    assert failed.exit_code == 1 and "newest records removed" in failed.stdout
+
+
+def test_cli_query_as_another_principal_and_token_commands(secure: Path) -> None:
+    masked = cli("query", "SELECT email FROM people.listeners", "--as", "alice", "--json",
+                 "--mesh", str(secure))
+    assert masked.exit_code == 0
+    assert "mail.example" not in masked.stdout
+    denied = cli("query", "SELECT * FROM people.listeners", "--as", "bob", "--mesh", str(secure))
+    assert denied.exit_code == 1 and "may not read" in denied.stderr
+    made = cli("token", "create", "erin", "--group", "analysts", "--expires", "1d",
+               "--mesh", str(secure))
+    assert made.exit_code == 0 and made.stdout.startswith("qnt_")
+    listed = json.loads(cli("token", "list", "--json", "--mesh", str(secure)).stdout)
+    assert any(t["principal"] == "erin" and "digest" not in t for t in listed)
+    granted = cli("grant", "frank", "quanta://people/plays", "--purpose", "qa",
+                  "--mesh", str(secure))
+    assert granted.exit_code == 0 and "frank may read" in granted.stdout
+    bad = cli("grant", "frank", "quanta://people/nothing", "--mesh", str(secure))
+    assert bad.exit_code == 1 and "no product 'people.nothing'" in bad.stderr
