@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from quanta.context import MeshContext
+    from quanta.sdk import connect
 
-__all__ = ["MeshContext", "__version__"]
+__all__ = ["MeshContext", "__version__", "connect"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +23,8 @@ def __getattr__(name: str) -> Any:
         from quanta.context import MeshContext
 
         return MeshContext
+    if name == "connect":
+        from quanta.sdk import connect
+
+        return connect
     raise AttributeError(name)

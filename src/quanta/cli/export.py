@@ -11,9 +11,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from quanta.cli.render import arrow_table, jsonable
+from quanta.cli.render import arrow_table
 from quanta.errors import QuantaError
 from quanta.sidecar import QueryResult
+from quanta.values import jsonable
 
 FORMATS = ("table", "csv", "json", "parquet")
 

@@ -317,6 +317,33 @@ def demo(
     print_demo_tour(out, ctx, folder, time.perf_counter() - start)
 
 
+@app.command()
+@boundary
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
+    flight_port: Annotated[int, typer.Option(help="Arrow Flight port (0: no Flight)")] = 8815,
+    mesh: MeshOption = None,
+) -> None:
+    """Serve the mesh: HTTP API (docs at /docs) and Arrow Flight, through the sidecar."""
+    from quanta.serve.server import ServeOptions
+    from quanta.serve.server import serve as run_servers
+
+    ctx = context(mesh)
+    ctx.mesh.raise_problems()
+    options = ServeOptions(host, port, flight_port or None)
+
+    def ready() -> None:
+        out.print(f"[green]✓[/] serving mesh '{ctx.mesh.spec.name}' "
+                  f"({len(ctx.mesh.products)} products)\n"
+                  f"  HTTP    http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+        if options.flight_port:
+            out.print(f"  Flight  grpc://{host}:{options.flight_port}")
+        out.print("  tokens: quanta token create <principal>   stop: Ctrl-C")
+
+    run_servers(ctx.sidecar, options, on_ready=ready)
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

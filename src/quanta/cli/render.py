@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -13,21 +10,7 @@ from rich.table import Table
 
 from quanta.spec.mesh import Product
 from quanta.storage import Release, RunRecord
-
-
-def jsonable(value: Any) -> Any:
-    """A value JSON can carry without losing meaning (decimals stay exact as strings)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
+from quanta.values import jsonable
 
 
 def dumps(value: Any) -> str:

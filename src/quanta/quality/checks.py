@@ -18,6 +18,7 @@ from quanta.engine.duckdb import DuckDBSession, literal, quote
 from quanta.spec.durations import parse_duration
 from quanta.spec.models import ProductSpec
 from quanta.storage import CheckResult
+from quanta.values import jsonable
 
 SAMPLE_ROWS = 5
 DIMENSIONS = {
@@ -152,7 +153,7 @@ def run_checks(
         results.append(CheckResult(
             name=check_name(check), check=check.check, port=port.name, severity=check.severity,
             passed=failing == 0, failing_rows=max(failing, 0), total_rows=row_counts[port.name],
-            message=message, sample=[_jsonable(r) for r in sample],
+            message=message, sample=[jsonable(r) for r in sample],
             dimension=DIMENSIONS.get(check.check),
         ))
     return results
@@ -174,10 +175,3 @@ def quality_metrics(results: list[CheckResult]) -> dict[str, float]:
     if results:
         metrics["check_pass_rate"] = round(sum(r.passed for r in results) / len(results), 6)
     return metrics
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in row.items():
-        out[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
-    return out

@@ -83,6 +83,9 @@ class QueryStream:
                 self.rows += batch.num_rows
                 self.bytes += batch.nbytes
                 yield batch
+        except GeneratorExit:
+            self._finish(QueryError("the client stopped reading", code="cancelled"))
+            raise
         except BaseException as exc:
             self._finish(exc)
             raise

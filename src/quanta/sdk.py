@@ -1,0 +1,202 @@
+"""The Python SDK: ``quanta.connect(...)`` to a local mesh folder, an HTTP server or Flight.
+
+Every form goes through a sidecar (the local one runs in this process), so a principal sees
+the same rows and masks whichever way it connects.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from quanta.errors import NotFoundError, QuantaError, QueryError
+
+SNAPSHOT_KEY = b"quanta.snapshot"
+
+
+class ResultTable:
+    """A query result: an Arrow table (every pyarrow.Table attribute works) plus the snapshot.
+
+    ``.snapshot`` names the releases read (``{"domain.product": release}``); ``.to_pandas()``
+    and ``.to_polars()`` convert; ``.arrow`` is the plain ``pyarrow.Table``.
+    """
+
+    def __init__(self, table: pa.Table, snapshot: dict[str, int]) -> None:
+        header = ",".join(f"{k}@{v}" for k, v in sorted(snapshot.items()))
+        self.arrow = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), SNAPSHOT_KEY: header.encode()})
+        self.snapshot = snapshot
+
+    def to_polars(self) -> Any:
+        """The result as a polars DataFrame."""
+        import polars as pl
+
+        return pl.from_arrow(self.arrow)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.arrow, name)
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self.arrow.__arrow_c_stream__(requested_schema)
+
+    def __len__(self) -> int:
+        return int(self.arrow.num_rows)
+
+    def __repr__(self) -> str:
+        return f"ResultTable({self.arrow.num_rows} rows, snapshot={self.snapshot})\n{self.arrow}"
+
+
+class Client(Protocol):
+    """What every connection offers."""
+
+    def sql(self, query: str, as_of: str | int | None = None,
+            purpose: str | None = None) -> ResultTable:
+        """Run one SELECT over data product ports."""
+
+    def read(self, address: str, as_of: str | int | None = None,
+             purpose: str | None = None) -> ResultTable:
+        """A whole port (``quanta://d/p/port[@N]``)."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def connect(target: str | Path, *, token: str | None = None, principal: str | None = None,
+            groups: list[str] | None = None) -> Client:
+    """Connect to a mesh: a folder (``principal=``, default the operator), ``http(s)://``
+    or ``grpc://`` (``token=``)."""
+    text = str(target)
+    if text.startswith(("http://", "https://")):
+        return HttpClient(text, token)
+    if text.startswith(("grpc://", "grpc+tcp://", "grpc+tls://")):
+        return FlightClient(text, token)
+    return LocalClient(Path(text), principal, groups)
+
+
+class LocalClient:
+    """A mesh folder, read in this process through its sidecar, as one principal."""
+
+    def __init__(self, folder: Path, principal: str | None, groups: list[str] | None) -> None:
+        from quanta.context import MeshContext
+
+        self.context = MeshContext.discover(folder)
+        self.principal = self.context.principal(principal, groups)
+
+    def sql(self, query: str, as_of: str | int | None = None,
+            purpose: str | None = None) -> ResultTable:
+        result = self.context.query(query, as_of, principal=self.principal, purpose=purpose)
+        return ResultTable(result.table, result.snapshot)
+
+    def read(self, address: str, as_of: str | int | None = None,
+             purpose: str | None = None) -> ResultTable:
+        result = self.context.read(address, as_of, principal=self.principal, purpose=purpose)
+        return ResultTable(result.table, result.snapshot)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _snapshot(header: str | None) -> dict[str, int]:
+    pairs = [p.rsplit("@", 1) for p in (header or "").split(",") if "@" in p]
+    return {key: int(number) for key, number in pairs}
+
+
+def _raise_for(status: int, body: bytes) -> None:
+    from quanta.sidecar.access import AuthorizationError
+    from quanta.sidecar.tokens import AuthenticationError
+
+    try:
+        error = json.loads(body)["error"]
+        message, hint, code = error["message"], error.get("hint"), error.get("code")
+    except (ValueError, KeyError, TypeError):
+        message, hint, code = body.decode(errors="replace")[:500], None, None
+    kind: type[QuantaError] = {401: AuthenticationError, 403: AuthorizationError,
+                               404: NotFoundError}.get(status, QueryError)
+    raise kind(message, hint=hint, code=code)
+
+
+class HttpClient:
+    """A quanta HTTP server, read as Arrow IPC."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+
+    def sql(self, query: str, as_of: str | int | None = None,
+            purpose: str | None = None) -> ResultTable:
+        response = self.http.post(
+            "/api/v1/query", json={"sql": query, "as_of": as_of, "purpose": purpose},
+            headers={"Accept": "application/vnd.apache.arrow.stream"},
+        )
+        if response.status_code != 200:
+            _raise_for(response.status_code, response.content)
+        table = pa.ipc.open_stream(response.content).read_all()
+        return ResultTable(table, _snapshot(response.headers.get("quanta-snapshot")))
+
+    def read(self, address: str, as_of: str | int | None = None,
+             purpose: str | None = None) -> ResultTable:
+        from quanta.address import Address
+
+        parsed = Address.parse(address)
+        port = f".{parsed.port}" if parsed.port else ""
+        if parsed.version is not None:
+            as_of = parsed.version
+        return self.sql(f"SELECT * FROM {parsed.domain}.{parsed.product}{port}", as_of, purpose)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class FlightClient:
+    """A quanta Arrow Flight server."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        import pyarrow.flight as flight
+
+        self.flight = flight
+        self.client = flight.FlightClient(url)
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        self.options = flight.FlightCallOptions(headers=headers)
+
+    def _get(self, ticket: dict[str, Any]) -> ResultTable:
+        flight = self.flight
+        try:
+            reader = self.client.do_get(flight.Ticket(json.dumps(ticket).encode()), self.options)
+            table = reader.read_all()
+        except flight.FlightUnauthenticatedError as exc:
+            _raise_for(401, json.dumps({"error": {"message": _flight_text(exc)}}).encode())
+            raise
+        except flight.FlightUnauthorizedError as exc:
+            _raise_for(403, json.dumps({"error": {"message": _flight_text(exc)}}).encode())
+            raise
+        except flight.FlightError as exc:
+            text = _flight_text(exc)
+            status = 404 if text.startswith("not found: ") else 400
+            _raise_for(status, json.dumps({"error": {"message": text.removeprefix(
+                "not found: ")}}).encode())
+            raise
+        value = (table.schema.metadata or {}).get(SNAPSHOT_KEY, b"").decode()
+        return ResultTable(table.replace_schema_metadata(None), _snapshot(value))
+
+    def sql(self, query: str, as_of: str | int | None = None,
+            purpose: str | None = None) -> ResultTable:
+        return self._get({"sql": query, "as_of": as_of, "purpose": purpose})
+
+    def read(self, address: str, as_of: str | int | None = None,
+             purpose: str | None = None) -> ResultTable:
+        return self._get({"address": address, "as_of": as_of, "purpose": purpose})
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _flight_text(exc: Exception) -> str:
+    text = str(exc)
+    for marker in (". Detail:", " Detail:", "\ngRPC client debug context"):
+        text = text.split(marker)[0]
+    return text.strip()

@@ -1,0 +1,110 @@
+"""Encode a query stream as bytes for HTTP: Arrow IPC, NDJSON, CSV or Parquet."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from quanta.errors import QuantaError
+from quanta.sidecar import QueryStream
+
+ARROW = "application/vnd.apache.arrow.stream"
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
+MEDIA_TYPES = (ARROW, NDJSON, CSV, PARQUET)
+
+
+def choose(accept: str | None) -> str:
+    """The media type to answer with, from an Accept header (NDJSON when anything goes)."""
+    if not accept:
+        return NDJSON
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in MEDIA_TYPES:
+            return media
+        if media in ("*/*", "application/*", "application/json"):
+            return NDJSON
+    raise QuantaError(
+        f"cannot answer in {accept}", hint=f"accept one of: {', '.join(MEDIA_TYPES)}",
+        code="not_acceptable",
+    )
+
+
+def encode(stream: QueryStream, media: str) -> Iterator[bytes]:
+    """The stream's bytes in ``media``; errors after the first byte end the body early."""
+    if media == ARROW:
+        return _arrow(stream)
+    if media == NDJSON:
+        return _ndjson(stream)
+    if media == CSV:
+        return _csv(stream)
+    return _parquet(stream)
+
+
+class _Sink(io.RawIOBase):
+    """A write-only buffer handed out in chunks."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+
+def _arrow(stream: QueryStream) -> Iterator[bytes]:
+    sink = _Sink()
+    writer = pa.ipc.new_stream(sink, stream.schema)
+    yield sink.take()
+    for batch in stream:
+        writer.write_batch(batch)
+        yield sink.take()
+    writer.close()
+    yield sink.take()
+
+
+def _ndjson(stream: QueryStream) -> Iterator[bytes]:
+    import polars as pl
+
+    try:
+        for batch in stream:
+            if batch.num_rows:
+                yield pl.from_arrow(batch).write_ndjson().encode()  # type: ignore[union-attr]
+    except QuantaError as exc:
+        # the status line is gone; the last line tells the client why the body ends here
+        yield (json.dumps({"error": exc.to_dict()}) + "\n").encode()
+
+
+def _csv(stream: QueryStream) -> Iterator[bytes]:
+    sink = _Sink()
+    writer = pacsv.CSVWriter(sink, stream.schema)
+    yield sink.take()
+    for batch in stream:
+        writer.write_batch(batch)
+        yield sink.take()
+    writer.close()
+    yield sink.take()
+
+
+def _parquet(stream: QueryStream) -> Iterator[bytes]:
+    sink = _Sink()
+    writer = pq.ParquetWriter(sink, stream.schema)
+    for batch in stream:
+        writer.write_batch(batch)
+        yield sink.take()
+    writer.close()
+    yield sink.take()

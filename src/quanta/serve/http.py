@@ -1,0 +1,184 @@
+"""The HTTP API: a thin FastAPI adapter over the sidecar."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from quanta.address import Address
+from quanta.errors import AddressError, NotFoundError, QuantaError
+from quanta.serve.encoders import ARROW, CSV, NDJSON, PARQUET, choose, encode
+from quanta.sidecar import AsOf, Principal, Sidecar
+from quanta.sidecar.access import AuthorizationError
+from quanta.sidecar.tokens import AuthenticationError
+from quanta.values import jsonable
+
+SNAPSHOT_HEADER = "Quanta-Snapshot"
+MAX_SQL = 100_000
+MAX_PAGE = 10_000
+
+
+class QueryRequest(BaseModel):
+    """Body of POST /api/v1/query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(max_length=MAX_SQL, description="one SELECT over data product ports")
+    as_of: str | int | None = Field(None, description="release number or ISO timestamp")
+    purpose: str | None = Field(None, max_length=200)
+
+
+def status_of(error: QuantaError) -> int:
+    """The HTTP status that tells a client what kind of error this is."""
+    if isinstance(error, AuthenticationError):
+        return 401
+    if isinstance(error, AuthorizationError):
+        return 403
+    if isinstance(error, NotFoundError):
+        return 404
+    if error.code == "not_acceptable":
+        return 406
+    return 400
+
+
+def error_response(error: QuantaError) -> JSONResponse:
+    body = {"error": {"code": error.code, "message": error.message, "hint": error.hint}}
+    status = status_of(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(sidecar: Sidecar) -> FastAPI:
+    """The FastAPI application serving ``sidecar``'s mesh."""
+    mesh = sidecar.mesh
+    app = FastAPI(
+        title=f"quanta mesh '{mesh.spec.name}'",
+        description="Governed, versioned data products. Every read goes through the sidecar: "
+        "authentication (Bearer token), grants, masks, row filters, limits and audit.",
+        version="1",
+    )
+
+    @app.exception_handler(QuantaError)
+    async def quanta_error(_: Request, exc: QuantaError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        return error_response(QuantaError(f"bad request: {problems}", code="bad_request",
+                                          hint="send JSON like {\"sql\": \"SELECT ...\"}"))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": {"code": "internal_error",
+                                       "message": "the server failed; see its log"}},
+                            status_code=500)
+
+    def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if header and scheme.lower() != "bearer":
+            raise AuthenticationError("only Bearer tokens are accepted",
+                                      hint="send 'Authorization: Bearer <token>'")
+        return sidecar.authenticate(token.strip() or None)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The server is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """The server can serve: specs load and storage is readable."""
+        ready = not mesh.problems and mesh.storage_root.is_dir()
+        return JSONResponse({"status": "ready" if ready else "not ready",
+                             "products": len(mesh.products), "problems": len(mesh.problems)},
+                            status_code=200 if ready else 503)
+
+    @app.post("/api/v1/query", tags=["read"], response_class=StreamingResponse, responses={
+        200: {"content": {m: {} for m in (NDJSON, ARROW, CSV, PARQUET)},
+              "description": "the result, streamed in the format the Accept header asks for"},
+    })
+    def query(body: QueryRequest, request: Request) -> StreamingResponse:
+        """Run one read-only SELECT; answer Arrow IPC, NDJSON, CSV or Parquet by Accept."""
+        media = choose(request.headers.get("accept"))
+        who = principal(request)
+        stream = sidecar.query(who, body.sql, AsOf.parse(body.as_of), body.purpose,
+                               mode=f"http-{media.rsplit('/', 1)[-1]}")
+        headers = {SNAPSHOT_HEADER: stream.snapshot_header()}
+        if media == PARQUET:
+            headers["Content-Disposition"] = 'attachment; filename="result.parquet"'
+        return StreamingResponse(encode(stream, media), media_type=media, headers=headers,
+                                 background=None)
+
+    @app.get("/api/v1/products", tags=["discover"])
+    def products(request: Request) -> dict[str, Any]:
+        """Products of the mesh with their ports (any authenticated principal)."""
+        principal(request)
+        return {"products": [
+            {"address": f"quanta://{p.spec.domain}/{p.spec.name}", "domain": p.spec.domain,
+             "name": p.spec.name, "kind": p.spec.kind, "description": p.spec.description,
+             "ports": [port.name for port in p.spec.outputs]}
+            for p in mesh.products.values()
+        ]}
+
+    @app.get("/api/v1/products/{domain}/{product}/ports/{port}/rows", tags=["read"])
+    def rows(domain: str, product: str, port: str, request: Request, limit: int = 100,
+             cursor: str | None = None, purpose: str | None = None) -> JSONResponse:
+        """A page of a port's rows as JSON; the cursor pins every page to one release."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise QuantaError(f"limit {limit} is out of range", hint=f"use 1..{MAX_PAGE}",
+                              code="bad_request")
+        who = principal(request)
+        address = Address(domain, product, port)
+        Address.parse(str(address))  # validates the names
+        release, offset = _read_cursor(cursor)
+        spec_port = sidecar.mesh.product(address).spec.port(port)
+        if spec_port is None:
+            raise NotFoundError(f"{address.product_key} has no port '{port}'",
+                                code="port_not_found")
+        order = ", ".join(spec_port.primary_key or [f.name for f in spec_port.fields])
+        sql = (f"SELECT * FROM {domain}.{product}.{port} ORDER BY {order} "
+               f"LIMIT {limit} OFFSET {offset}")
+        as_of = AsOf(release=release) if release else None
+        stream = sidecar.query(who, sql, as_of, purpose, mode="http-rows")
+        table = stream.read_all()
+        pinned = stream.snapshot[address.product_key]
+        next_cursor = (_write_cursor(pinned, offset + table.num_rows)
+                       if table.num_rows == limit else None)
+        return JSONResponse(
+            {"rows": jsonable(table.to_pylist()), "next_cursor": next_cursor,
+             "release": pinned, "snapshot": stream.snapshot},
+            headers={SNAPSHOT_HEADER: stream.snapshot_header()},
+        )
+
+    return app
+
+
+def _write_cursor(release: int, offset: int) -> str:
+    raw = json.dumps({"r": release, "o": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str | None) -> tuple[int | None, int]:
+    if not cursor:
+        return None, 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        release, offset = int(data["r"]), int(data["o"])
+        if release < 1 or offset < 0:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise AddressError("cursor is not one this server gave out",
+                           hint="start again without a cursor", code="cursor_invalid") from None
+    return release, offset

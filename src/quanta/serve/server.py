@@ -1,0 +1,50 @@
+"""Run the mesh's servers: the HTTP API (and Arrow Flight), with clean shutdown."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import uvicorn
+
+from quanta.serve.http import create_app
+from quanta.sidecar import Sidecar
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where to listen."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    flight_port: int | None = 8815
+    workers_threads: int = 32
+
+
+def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None) -> None:
+    """Serve until interrupted (SIGINT or SIGTERM); then flush the audit log."""
+    flight = None
+    if options.flight_port:
+        from quanta.serve.flight import start_flight
+
+        flight = start_flight(sidecar, options.host, options.flight_port)
+    config = uvicorn.Config(create_app(sidecar), host=options.host, port=options.port,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    if callable(on_ready):
+        threading.Thread(target=_when_started, args=(server, on_ready), daemon=True).start()
+    try:
+        server.run()
+    finally:
+        if flight is not None:
+            flight.shutdown()
+        sidecar.close()
+
+
+def _when_started(server: uvicorn.Server, on_ready: object) -> None:
+    import time
+
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started and callable(on_ready):
+        on_ready()
