@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from served_mesh import Served, served  # noqa: F401  (the fixture)
 
 import quanta
+from conftest import Served
 from quanta.errors import NotFoundError, QuantaError
 from quanta.sidecar.access import AuthorizationError
 from quanta.sidecar.tokens import AuthenticationError
