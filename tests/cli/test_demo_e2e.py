@@ -110,7 +110,7 @@ def test_rebuild_and_time_travel_through_the_cli(demo_mesh: Path, tmp_path: Path
     import shutil
 
     mesh = tmp_path / "daff"
-    shutil.copytree(demo_mesh, mesh)
+    shutil.copytree(demo_mesh, mesh, ignore=shutil.ignore_patterns("*.tmp"))
     con = sqlite3.connect(mesh / "sources/player.db")
     con.execute("DELETE FROM plays WHERE device = 'web'")
     con.commit()
@@ -136,7 +136,7 @@ def test_failed_build_exits_1_and_keeps_serving(demo_mesh: Path, tmp_path: Path)
     import shutil
 
     mesh = tmp_path / "daff"
-    shutil.copytree(demo_mesh, mesh)
+    shutil.copytree(demo_mesh, mesh, ignore=shutil.ignore_patterns("*.tmp"))
     (mesh / "sources/player.db").unlink()
     result = cli("build", cwd=mesh)
     assert result.exit_code == 1

@@ -167,7 +167,7 @@ def test_every_request_is_audited_and_tampering_is_caught(secure: Path, tmp_path
     import shutil
 
     mesh = tmp_path / "m"
-    shutil.copytree(secure, mesh)
+    shutil.copytree(secure, mesh, ignore=shutil.ignore_patterns("*.tmp"))
     ctx = MeshContext(mesh)
     ctx.query("SELECT count(*) FROM people.plays", principal=who("alice"), purpose="demo")
     with pytest.raises(AuthorizationError):

@@ -66,6 +66,9 @@ def boundary(function: F) -> F:
                       "[dim]This is a bug in quanta. Run again with QUANTA_DEBUG=1 for the "
                       "stack trace and report it.[/]", soft_wrap=True)
             raise typer.Exit(2) from None
+        finally:
+            while _opened:  # flush audit records before the command returns
+                _opened.pop().close()
 
     return wrapper  # type: ignore[return-value]
 
@@ -79,10 +82,15 @@ def print_warnings(results: list[BuildResult]) -> None:
                           soft_wrap=True)
 
 
+_opened: list[MeshContext] = []
+
+
 def context(mesh: Path | None) -> MeshContext:
     from quanta.context import MeshContext
 
-    return MeshContext.discover(mesh)
+    ctx = MeshContext.discover(mesh)
+    _opened.append(ctx)
+    return ctx
 
 
 @app.command()
@@ -304,6 +312,7 @@ def demo(
     out.print(f"[green]✓[/] generated {summary.plays:,} plays, {summary.accounts:,} accounts, "
               f"{summary.tracks:,} tracks in {folder} ({time.perf_counter() - start:.1f}s)")
     ctx = MeshContext(folder)
+    _opened.append(ctx)
     ctx.mesh.raise_problems()
     with RichReporter(out, total=len(ctx.mesh.products)) as reporter:
         ctx.reporter = reporter
