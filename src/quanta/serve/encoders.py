@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Iterator
@@ -83,10 +84,23 @@ def _ndjson(stream: QueryStream) -> Iterator[bytes]:
     try:
         for batch in stream:
             if batch.num_rows:
-                yield pl.from_arrow(batch).write_ndjson().encode()  # type: ignore[union-attr]
+                frame = pl.from_arrow(_text_for_binary(batch))
+                yield frame.write_ndjson().encode()  # type: ignore[union-attr]
     except QuantaError as exc:
         # the status line is gone; the last line tells the client why the body ends here
         yield (json.dumps({"error": exc.to_dict()}) + "\n").encode()
+
+
+def _text_for_binary(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Binary columns as base64 text: JSON has no bytes."""
+    binary = [i for i, f in enumerate(batch.schema)
+              if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+              or pa.types.is_fixed_size_binary(f.type) or pa.types.is_binary_view(f.type)]
+    for i in binary:
+        values = [None if v is None else base64.b64encode(v).decode()
+                  for v in batch.column(i).to_pylist()]
+        batch = batch.set_column(i, batch.schema.field(i).name, pa.array(values, pa.string()))
+    return batch
 
 
 def _csv(stream: QueryStream) -> Iterator[bytes]:

@@ -34,6 +34,7 @@ from quanta.storage import ProductStorage, Release
 from quanta.storage.files import create_atomic
 
 BATCH_ROWS = 131_072
+AUDITED_QUERY_CHARS = 20_000  # longer texts are cut in the log; their hash is of the whole
 
 
 def relation_name(address: Address) -> str:
@@ -142,7 +143,8 @@ class Sidecar:
         started = time.perf_counter()
         record: dict[str, Any] = {
             "principal": principal.name, "groups": sorted(principal.groups), "purpose": purpose,
-            "mode": mode, "query": sql, "query_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+            "mode": mode, "query": sql[:AUDITED_QUERY_CHARS],
+            "query_sha256": hashlib.sha256(sql.encode()).hexdigest(),
         }
         try:
             gated = gate(sql, self._resolve, relation_name)

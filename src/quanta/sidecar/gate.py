@@ -34,6 +34,16 @@ class GatedQuery:
 
 def gate(sql: str, resolve: Callable[[Address], Address],
          relation_name: Callable[[Address], str]) -> GatedQuery:
+    """Parse ``sql``; refuse anything but one SELECT over mesh ports; rewrite table names."""
+    try:
+        return _gate(sql, resolve, relation_name)
+    except RecursionError:
+        raise QueryError("query is nested too deeply to check", code="query_refused",
+                         hint="flatten the expression, e.g. with a CTE") from None
+
+
+def _gate(sql: str, resolve: Callable[[Address], Address],
+          relation_name: Callable[[Address], str]) -> GatedQuery:
     """Parse ``sql``; refuse anything but one SELECT over mesh ports; rewrite table names.
 
     ``resolve`` turns a written address into a full one (with port) or raises; ``relation_name``
@@ -50,6 +60,9 @@ def gate(sql: str, resolve: Callable[[Address], Address],
         ) from None
     except sqlglot.errors.SqlglotError as exc:
         raise QueryError(f"query does not parse: {exc}", code="query_refused") from None
+    except RecursionError:
+        raise QueryError("query is nested too deeply to check", code="query_refused",
+                         hint="flatten the expression, e.g. with a CTE") from None
     if len(statements) != 1:
         raise QueryError(
             f"one statement per query, got {len(statements)}",
