@@ -223,3 +223,24 @@ def test_cli_query_as_another_principal_and_token_commands(secure: Path) -> None
     assert granted.exit_code == 0 and "frank may read" in granted.stdout
     bad = cli("grant", "frank", "quanta://people/nothing", "--mesh", str(secure))
     assert bad.exit_code == 1 and "no product 'people.nothing'" in bad.stderr
+
+
+def test_audit_chain_continues_after_a_very_long_record(tmp_path: Path) -> None:
+    from quanta.sidecar.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit")
+    log.append({"query": "x" * 200_000})
+    other = AuditLog(tmp_path / "audit")  # another process: reads the tail from the file
+    entry = other.append({"query": "short"})
+    assert entry["seq"] == 2
+    other.close()
+    log.close()
+    assert log.verify().ok
+
+
+def test_query_output_says_which_columns_are_masked_and_why(secure: Path) -> None:
+    result = cli("query", "SELECT email, country FROM people.listeners", "--as", "alice",
+                 "--mesh", str(secure))
+    assert result.exit_code == 0
+    assert "masked people.listeners.listeners.email (hash: policy 3 of people.listeners: " \
+           "mask pii columns (hash), unless group:privacy)" in result.stderr

@@ -31,6 +31,8 @@ def write_result(out: Console, err: Console, result: QueryResult, fmt: str,
         more = table.num_rows - max_rows
         tail = f", {more:,} more not shown (use --format csv or -o FILE)" if more > 0 else ""
         err.print(f"[dim]{table.num_rows:,} rows{tail}; snapshot {result.snapshot_header()}[/]")
+        for column, why in result.masked.items():
+            err.print(f"[yellow]masked[/] {column} ({why})", soft_wrap=True)
         return
     if fmt == "parquet":
         if output is None and sys.stdout.isatty():
@@ -43,7 +45,8 @@ def write_result(out: Console, err: Console, result: QueryResult, fmt: str,
         pacsv.write_csv(table, buffer)
         _emit(buffer.getvalue(), output)
     else:
-        document = {"snapshot": result.snapshot, "rows": jsonable(table.to_pylist())}
+        document = {"snapshot": result.snapshot, "masked": result.masked,
+                    "rows": jsonable(table.to_pylist())}
         _emit((json.dumps(document, ensure_ascii=False) + "\n").encode(), output)
     if output is not None:
         err.print(f"[green]✓[/] wrote {table.num_rows:,} rows to {output} "

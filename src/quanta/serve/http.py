@@ -20,6 +20,7 @@ from quanta.sidecar.tokens import AuthenticationError
 from quanta.values import jsonable
 
 SNAPSHOT_HEADER = "Quanta-Snapshot"
+MASKED_HEADER = "Quanta-Masked"
 MAX_SQL = 100_000
 MAX_PAGE = 10_000
 
@@ -115,6 +116,9 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         stream = sidecar.query(who, body.sql, AsOf.parse(body.as_of), body.purpose,
                                mode=f"http-{media.rsplit('/', 1)[-1]}")
         headers = {SNAPSHOT_HEADER: stream.snapshot_header()}
+        if stream.masked():
+            headers[MASKED_HEADER] = ",".join(
+                f"{column}={why.split(':')[0]}" for column, why in stream.masked().items())
         if media == PARQUET:
             headers["Content-Disposition"] = 'attachment; filename="result.parquet"'
         return StreamingResponse(encode(stream, media), media_type=media, headers=headers,

@@ -36,6 +36,13 @@ class PortAccess:
     masked: dict[str, str] = field(default_factory=dict)  # column -> method
     filters: list[str] = field(default_factory=list)
     why: list[str] = field(default_factory=list)
+    why_masked: dict[str, str] = field(default_factory=dict)  # column -> the policy, in words
+
+    def explain(self) -> dict[str, str]:
+        """``domain.product.port.column`` → how and why it is masked for this reader."""
+        prefix = f"{self.address.domain}.{self.address.product}.{self.address.port}"
+        return {f"{prefix}.{column}": f"{method}: {self.why_masked.get(column, '')}"
+                for column, method in self.masked.items()}
 
     def relation_sql(self, port: OutputPort, files: list[str], mask_key: str) -> str:
         """The secure relation: masks applied to columns, filters applied to rows."""
@@ -96,14 +103,16 @@ def decide(principal: Principal, purpose: str | None, product: Product, address:
             )
         access.why += [f"grant in the spec to {', '.join(p.to)}" for p in declared]
         access.why += [f"grant {g.id} to {g.subject}" for g in granted]
-    for policy in spec.policies:
+    for number, policy in enumerate(spec.policies, start=1):
         if not _ports_of(policy, port.name):
             continue
         if isinstance(policy, MaskPolicy) and _applies(principal, policy.to, policy.unless) and \
                 not (policy.purposes and purpose in policy.purposes):
-            for f in port.fields:
-                if f.name in (policy.columns or []) or f.classification == policy.classification:
-                    access.masked.setdefault(f.name, policy.method)
+            chosen = [f for f in port.fields if f.name not in access.masked and (
+                f.name in (policy.columns or []) or f.classification == policy.classification)]
+            for f in chosen:  # the first mask that names a column decides it
+                access.masked[f.name] = policy.method
+                access.why_masked[f.name] = f"policy {number} of {spec.key}: {describe(policy)}"
         if isinstance(policy, RowFilterPolicy) and _applies(principal, policy.to, policy.unless):
             access.filters.append(policy.where)
     return access
@@ -111,3 +120,20 @@ def decide(principal: Principal, purpose: str | None, product: Product, address:
 
 def _applies(principal: Principal, to: list[str] | None, unless: list[str]) -> bool:
     return principal.matches(to) and not (unless and principal.matches(unless))
+
+
+def describe(policy: GrantPolicy | MaskPolicy | RowFilterPolicy) -> str:
+    """A policy in plain words."""
+    ports = f" on {', '.join(policy.ports)}" if policy.ports else ""
+    if isinstance(policy, GrantPolicy):
+        purposes = f" for {', '.join(policy.purposes)}" if policy.purposes else ""
+        return f"{', '.join(policy.to)} may read{ports}{purposes}"
+    who = f" for {', '.join(policy.to)}" if policy.to else ""
+    unless = f", unless {', '.join(policy.unless)}" if policy.unless else ""
+    if isinstance(policy, MaskPolicy):
+        what = (f"columns {', '.join(policy.columns)}" if policy.columns
+                else f"{policy.classification} columns")
+        purposes = (f"; clear for purpose {', '.join(policy.purposes)}"
+                    if policy.purposes else "")
+        return f"mask {what} ({policy.method}){ports}{who}{unless}{purposes}"
+    return f"only rows where {policy.where}{ports}{who}{unless}"

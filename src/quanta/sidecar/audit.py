@@ -30,6 +30,19 @@ def _hash(prev: str, record: dict[str, Any]) -> str:
     return hashlib.sha256((prev + body).encode()).hexdigest()
 
 
+def _last_line(file: Path, size: int) -> bytes:
+    """The file's last line, however long: read backwards until its start is found."""
+    chunk = 65536
+    with open(file, "rb") as handle:
+        while True:
+            start = max(0, size - chunk)
+            handle.seek(start)
+            data = handle.read(size - start).rstrip(b"\n")
+            if b"\n" in data or start == 0:
+                return data.rsplit(b"\n", 1)[-1]
+            chunk *= 4
+
+
 @dataclass
 class AuditReport:
     """The outcome of ``quanta audit verify``."""
@@ -86,10 +99,7 @@ class AuditLog:
             return self._last[0], self._last[1]
         if size == 0:
             return 0, GENESIS
-        with open(self.file, "rb") as handle:
-            handle.seek(max(0, size - 65536))
-            last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        entry = json.loads(last)
+        entry = json.loads(_last_line(self.file, size))
         return int(entry["seq"]), str(entry["hash"])
 
     def _schedule(self) -> None:

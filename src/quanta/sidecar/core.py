@@ -49,6 +49,7 @@ class QueryResult:
     table: pa.Table
     snapshot: dict[str, int]
     ports: tuple[Address, ...] = ()
+    masked: dict[str, str] = field(default_factory=dict)
 
     def snapshot_header(self) -> str:
         """``domain.product@N,...``: enough to repeat the query exactly."""
@@ -98,7 +99,11 @@ class QueryStream:
 
     def result(self) -> QueryResult:
         """Read the whole stream into a QueryResult."""
-        return QueryResult(self.read_all(), self.snapshot, self.ports)
+        return QueryResult(self.read_all(), self.snapshot, self.ports, self.masked())
+
+    def masked(self) -> dict[str, str]:
+        """Every masked column read (``domain.product.port.column``) → method and policy."""
+        return {k: v for access in self.access.values() for k, v in access.explain().items()}
 
     def close(self) -> None:
         """Stop early (a client went away); the audit record says so."""
