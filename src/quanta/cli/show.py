@@ -82,3 +82,14 @@ def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float
     ]
     for step in steps:
         out.print(f"  [cyan]{step}[/]", soft_wrap=True)
+    out.print("\n[bold]Serve it[/] (another terminal, same folder)")
+    serving = [
+        "quanta serve                                   # HTTP :8080 (docs at /docs), Flight :8815",
+        "export TOKEN=$(quanta token create ana --group analysts)",
+        "curl -s localhost:8080/api/v1/query -H \"Authorization: Bearer $TOKEN\" "
+        "-d '{\"sql\": \"SELECT * FROM listening.play_events LIMIT 3\"}'",
+        "python -c \"import quanta, os; c = quanta.connect('grpc://127.0.0.1:8815', "
+        "token=os.environ['TOKEN']); print(c.sql('SELECT count(*) FROM listening.play_events'))\"",
+    ]
+    for step in serving:
+        out.print(f"  [cyan]{step}[/]", soft_wrap=True)
