@@ -137,3 +137,12 @@ def test_time_travel_and_not_found_over_http(served: Served) -> None:
     assert client.read("quanta://people/plays@1").num_rows == 5
     with pytest.raises(NotFoundError, match="no release 9"):
         client.sql("SELECT * FROM people.plays", as_of=9)
+
+
+def test_query_body_is_json_whatever_its_content_type(served: Served) -> None:
+    with served.client() as http:
+        response = http.post(
+            "/api/v1/query", content=json.dumps({"sql": "SELECT count(*) AS n FROM people.plays"}),
+            headers={"content-type": "application/x-www-form-urlencoded", "Accept": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.text.splitlines() == ['"n"', "5"]

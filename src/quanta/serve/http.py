@@ -65,6 +65,14 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         version="1",
     )
 
+    @app.middleware("http")
+    async def json_whatever_the_label(request: Request, call_next: Any) -> Any:
+        # `curl -d '{...}'` labels JSON as a form; the query endpoint only ever takes JSON
+        if request.url.path == "/api/v1/query" and request.method == "POST":
+            headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+            request.scope["headers"] = [*headers, (b"content-type", b"application/json")]
+        return await call_next(request)
+
     @app.exception_handler(QuantaError)
     async def quanta_error(_: Request, exc: QuantaError) -> JSONResponse:
         return error_response(exc)
