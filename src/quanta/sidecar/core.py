@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from quanta.address import Address
+from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBDatabase, DuckDBSession, quote
 from quanta.errors import NotFoundError, QuantaError, QueryError
 from quanta.sidecar.access import PortAccess, decide
@@ -122,7 +123,8 @@ class Sidecar:
         self.grants = GrantStore(root)
         self.audit = AuditLog(root / "audit")
         (root / "products").mkdir(parents=True, exist_ok=True)
-        self.database = DuckDBDatabase(root / "products")
+        memory = mesh.spec.serving.limits.memory_limit
+        self.database = DuckDBDatabase(root / "products", EngineLimits(memory_limit=memory))
         self._mask_key = _mask_key(root / "security" / "mask.key")
 
     # --- who ------------------------------------------------------------------------------
