@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import demo, ingest, overhead, time_travel
+from benchmarks import demo, ingest, overhead, serving, time_travel
 from benchmarks.common import Row, Settings, render_table, row_dict, write_json
 
 WORKLOADS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -27,6 +27,7 @@ WORKLOADS: dict[str, Callable[[Settings], list[Row]]] = {
     "overhead": overhead.run,
     "demo": demo.run,
     "time_travel": time_travel.run,
+    "serving": serving.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,7 +42,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), metavar="NAME",
                         help=f"run only these workloads ({', '.join(WORKLOADS)})")
     parser.add_argument("--rows", type=int, default=None,
-                        help="rows for ingest and time_travel (default 1,000,000; quick 50,000)")
+                        help="rows for ingest and time_travel (default 1,000,000; quick 50,000) "
+                        "and serving (default 10,000,000; quick 1,000,000)")
     parser.add_argument("--events", type=int, default=None,
                         help="demo play events (default 1,000,000; quick 50,000)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats or 3,
         verbose=not args.quiet,
     )
+    serving.ROWS = args.rows  # serving's own default is larger: 10M rows (quick 1M)
     names = args.only or list(WORKLOADS)
     started = datetime.now(UTC)
     rows: list[Row] = []

@@ -244,3 +244,9 @@ def test_query_output_says_which_columns_are_masked_and_why(secure: Path) -> Non
     assert result.exit_code == 0
     assert "masked people.listeners.listeners.email (hash: policy 3 of people.listeners: " \
            "mask pii columns (hash), unless group:privacy)" in result.stderr
+
+
+def test_show_lists_policies_in_plain_words(secure: Path) -> None:
+    doc = json.loads(cli("show", "people.listeners", "--json", "--mesh", str(secure)).stdout)
+    assert "mask columns email (redact), unless group:privacy" in doc["policies"]
+    assert "only rows where country = 'DE' for de_only, group:de_analysts" in doc["policies"]

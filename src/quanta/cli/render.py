@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 from rich.table import Table
 
+from quanta.sidecar.access import describe
 from quanta.spec.mesh import Product
 from quanta.storage import Release, RunRecord
 from quanta.values import jsonable
@@ -89,6 +90,7 @@ def product_document(product: Product, releases: list[Release], downstream: list
         ],
         "slos": spec.slos.model_dump(exclude_none=True),
         "retention": spec.retention,
+        "policies": [describe(p) for p in spec.policies],
         "triggers": [t.model_dump(exclude_none=True) for t in spec.triggers],
         "releases": [{"release": r.release, "committed_at": r.committed_at, "rows": r.rows,
                       "interface_version": r.interface_version} for r in releases],

@@ -28,6 +28,12 @@ def print_product(out: Console, doc: dict[str, Any]) -> None:
     out.print(f"SLOs: {slos or '-'}   retention: {doc['retention'] or '-'}\n")
     for port in doc["ports"]:
         out.print(schema_table(port))
+    if doc["policies"]:
+        out.print("[bold]policies[/]")
+        for number, text in enumerate(doc["policies"], start=1):
+            out.print(f"  {number}. {text}", soft_wrap=True)
+    else:
+        out.print("[bold]policies[/]: none; only the mesh operator may read it")
     latest = doc["latest_release"]
     if latest is None:
         out.print("\nno release yet; build it with: quanta build "

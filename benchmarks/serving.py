@@ -1,0 +1,684 @@
+"""Serving: governed reads through a real ``quanta serve`` process, next to plain baselines.
+
+A one-product mesh ``bench.plays`` (play events: string ids, a ``listener_id`` classified pii,
+a timestamp, an int, a country; 10M rows, quick 1M) is built with quanta. Its reader
+``bench_reader`` gets a grant and a token; for it ``listener_id`` is masked with the keyed
+hash and a row filter (``ms_played >= 0``) keeps every row, so masks and filters are really
+computed. Every request below is authenticated, gated, rewritten, limited and audited.
+
+1. full read over Arrow Flight, HTTP Arrow IPC and HTTP NDJSON, interleaved with plain
+   DuckDB reading the release's Parquet files into Arrow in this process (the baseline);
+   NDJSON is also compared with encoding the same rows with ``json.dumps`` in Python;
+2. one-row queries by key over HTTP (p50, p99), and the sidecar's own cost in this process:
+   ``Sidecar.query(...).read_all()`` against plain DuckDB running the rewritten SQL on the
+   same secure views (paired, median of the differences), with a per-stage breakdown;
+3. the server's RSS growth while it streams the whole port (sampled from /proc);
+4. 32 concurrent clients sending mixed small queries for 60 s (quick 10 s).
+
+The server is a child process on free loopback ports, stopped by its pid at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.common import (
+    Row,
+    Run,
+    Sample,
+    Settings,
+    at_least,
+    at_most,
+    interleave,
+    median,
+    spread,
+    stopwatch,
+)
+from benchmarks.data import _ids
+from benchmarks.serving_server import (
+    ARROW,
+    CSV,
+    NDJSON,
+    QUERY_PATH,
+    Monitor,
+    Received,
+    ServerProcess,
+    Usage,
+    flight_read,
+    http_arrow,
+    http_client,
+    http_ndjson,
+)
+from quanta.address import Address
+from quanta.context import MeshContext
+from quanta.engine.duckdb import quote
+from quanta.sidecar.access import decide
+from quanta.sidecar.core import BATCH_ROWS, relation_name
+from quanta.sidecar.gate import gate
+
+ROWS: int | None = None  # --rows; the default is 10M rows (quick 1M)
+FULL_ROWS, QUICK_ROWS = 10_000_000, 1_000_000
+
+FLIGHT_TARGET, ARROW_TARGET = 0.8, 0.5
+NDJSON_RATE, NDJSON_VS_PYTHON = 2_000_000, 10.0
+P50_MS, P99_MS, OVERHEAD_MS = 10.0, 30.0, 2.0
+RSS_MB = 500
+CLIENTS = 32
+
+PRINCIPAL = "bench_reader"
+PORT = Address("bench", "plays", "plays")
+FULL_SQL = "SELECT * FROM bench.plays"
+COUNTRIES = ("DE", "US", "GB", "FR", "SE", "BR", "JP", "IN", "ES", "IT", "NL", "PL", "MX",
+             "CA", "AU")
+_START_MS = 1_780_000_000_000
+_WINDOW_MS = 120 * 86_400_000
+
+MESH_YAML = """\
+apiVersion: quanta/v1
+name: bench_serving
+serving:
+  limits: {timeout: 10m, max_rows: 50000000}
+"""
+
+PLAYS_SPEC = """\
+apiVersion: quanta/v1
+name: plays
+domain: bench
+kind: source-aligned
+version: 1.0.0
+owner: {team: bench}
+description: Play events served to a masked, filtered reader, for benchmarking.
+inputs:
+  - {name: raw, type: file, path: plays.parquet}
+transform: {type: sql, sql: "SELECT * FROM raw"}
+outputs:
+  - name: plays
+    primary_key: [play_id]
+    event_time: played_at
+    fields:
+      - {name: play_id, type: string, nullable: false}
+      - {name: listener_id, type: string, classification: pii}
+      - {name: track_id, type: string}
+      - {name: played_at, type: timestamp}
+      - {name: ms_played, type: int64}
+      - {name: country, type: string}
+policies:
+  - {type: mask, classification: pii, method: hash, unless: ["group:privacy"]}
+  - {type: row_filter, where: "ms_played >= 0", unless: ["group:privacy"]}
+"""
+
+
+# --- the product -----------------------------------------------------------------------------
+
+
+def play_table(rows: int, seed: int = 7) -> pa.Table:
+    """``rows`` play events with ids ``p000000001``..., sorted by id and time."""
+    rng = np.random.default_rng(seed)
+    played_ms = np.sort(_START_MS + rng.integers(0, _WINDOW_MS, rows))
+    return pa.table({
+        "play_id": _ids("p", np.arange(1, rows + 1), 9),
+        "listener_id": _ids("l", rng.integers(1, 1_000_000, rows), 7),
+        "track_id": _ids("t", rng.integers(1, 100_000, rows), 6),
+        "played_at": pa.array(played_ms.astype("datetime64[ms]"))
+        .cast(pa.timestamp("us", tz="UTC")),
+        "ms_played": rng.integers(1_000, 400_000, rows, dtype=np.int64),
+        "country": pa.array(COUNTRIES).take(pa.array(rng.integers(0, len(COUNTRIES), rows))),
+    })
+
+
+def play_id(number: int) -> str:
+    return f"p{number:09d}"
+
+
+@dataclass
+class Product:
+    """The built mesh, its release's data files and the reader's token."""
+
+    mesh: Path
+    rows: int
+    files: list[str]
+    token: str
+    build_s: float
+    generate_s: float
+
+
+def build_product(root: Path, rows: int, settings: Settings) -> Product:
+    mesh = root / "mesh"
+    folder = mesh / "domains" / "bench" / "plays"
+    folder.mkdir(parents=True)
+    (mesh / "mesh.yaml").write_text(MESH_YAML)
+    (folder / "dataproduct.yaml").write_text(PLAYS_SPEC)
+    with stopwatch() as generated:
+        pq.write_table(play_table(rows), folder / "plays.parquet")
+    settings.log(f"generated {rows:,} play events in {generated[0]:.1f}s")
+    ctx = MeshContext(mesh)
+    try:
+        with stopwatch() as built:
+            [result] = ctx.build()
+        if not result.ok or result.release is None:
+            raise RuntimeError(f"build failed: {result.error and result.error.render()}")
+        settings.log(f"built bench.plays ({rows:,} rows) in {built[0]:.1f}s")
+        ctx.sidecar.grants.grant(PRINCIPAL, PORT)
+        token, _ = ctx.sidecar.tokens.create(PRINCIPAL)
+        storage = ctx.storage(PORT.product_key)
+        release = storage.latest()
+        assert release is not None
+        files = [str(f) for f in storage.data_files(release, "plays")]
+    finally:
+        ctx.close()
+    (folder / "plays.parquet").unlink()  # the release holds the data now
+    return Product(mesh, rows, files, token, built[0], generated[0])
+
+
+def check_masked(first: dict[str, Any], where: str) -> None:
+    """The first row must show the hashed listener id (64 hex digits), never the clear one."""
+    value = str(first.get("listener_id"))
+    if len(value) != 64 or value.startswith("l"):
+        raise RuntimeError(f"{where}: listener_id is not masked: {value!r}")
+
+
+def scale(rows: int) -> str:
+    return f"{rows / 1e6:g}M" if rows >= 1_000_000 else f"{rows:,}"
+
+
+def rate(rows: float, seconds: float) -> str:
+    return f"{rows / seconds / 1e6:.2f}M rows/s"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- 1. full reads ---------------------------------------------------------------------------
+
+
+def plain_duckdb(files: list[str], rows: int) -> Run:
+    """Baseline: a fresh DuckDB connection reading the release's Parquet files into Arrow."""
+    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+
+    def run() -> Sample:
+        with stopwatch() as t:
+            con = duckdb.connect()
+            count = 0
+            for batch in con.sql(f"SELECT * FROM read_parquet([{listing}])").to_arrow_reader(
+                    BATCH_ROWS):
+                count += batch.num_rows
+            con.close()
+        if count != rows:
+            raise RuntimeError(f"plain DuckDB read {count:,} rows, not {rows:,}")
+        return Sample(t[0], {"rows": count})
+
+    return run
+
+
+def served_read(name: str, read: Callable[[], Received], server: ServerProcess,
+                rows: int) -> Run:
+    """A full read through the server, with its RSS sampled and CPU times taken."""
+
+    def run() -> Sample:
+        with Monitor(server) as usage, stopwatch() as t:
+            got = read()
+        if got.rows != rows:
+            raise RuntimeError(f"{name} read {got.rows:,} rows, not {rows:,}")
+        check_masked(got.first, name)
+        return Sample(t[0], {"rows": got.rows, "bytes": got.wire_bytes, **usage.details()})
+
+    return run
+
+
+def python_json(table: pa.Table) -> Run:
+    """Baseline: the same rows as NDJSON built in Python (``to_pylist`` + ``json.dumps``)."""
+
+    def run() -> Sample:
+        size = count = 0
+        with stopwatch() as t:
+            for batch in table.to_batches(BATCH_ROWS):
+                rows = batch.to_pylist()
+                body = "".join(json.dumps(r, default=str) + "\n" for r in rows).encode()
+                size += len(body)
+                count += len(rows)
+        return Sample(t[0], {"rows": count, "bytes": size})
+
+    return run
+
+
+def full_reads(product: Product, server: ServerProcess, settings: Settings
+               ) -> dict[str, list[Sample]]:
+    rows = product.rows
+    http = http_client(server, product.token)
+    try:
+        runs: dict[str, Run] = {
+            "flight": served_read(
+                "flight", lambda: flight_read(server, product.token, FULL_SQL), server, rows),
+            "http_arrow": served_read(
+                "http arrow", lambda: http_arrow(http, FULL_SQL), server, rows),
+            "http_ndjson": served_read(
+                "http ndjson", lambda: http_ndjson(http, FULL_SQL), server, rows),
+            "duckdb": plain_duckdb(product.files, rows),
+        }
+        runs["duckdb"]()  # page cache warm for everyone
+        samples = interleave(runs, settings.repeats)
+    finally:
+        http.close()
+    for name, values in samples.items():
+        settings.log(f"{name}: median {median(values):.2f}s "
+                     f"({rate(rows, median(values))})")
+    return samples
+
+
+def json_baseline(product: Product, settings: Settings) -> tuple[list[Sample], int]:
+    """Python JSON over a sample of the (masked) rows; its rate is compared, not its time."""
+    sample_rows = min(product.rows, 200_000)
+    ctx = MeshContext(product.mesh)
+    try:
+        principal = ctx.sidecar.authenticate(product.token)
+        table = ctx.sidecar.query(principal, f"{FULL_SQL} LIMIT {sample_rows}").read_all()
+    finally:
+        ctx.close()
+    check_masked(table.slice(0, 1).to_pylist()[0], "python json sample")
+    samples = interleave({"json": python_json(table)}, settings.repeats)["json"]
+    settings.log(f"python json: {rate(sample_rows, median(samples))} over {sample_rows:,} rows")
+    return samples, sample_rows
+
+
+def throughput_rows(product: Product, samples: dict[str, list[Sample]],
+                    json_samples: list[Sample], json_rows: int) -> list[Row]:
+    rows = product.rows
+    base = median(samples["duckdb"])
+    label = scale(rows)
+    out = []
+    for name, title, floor in (("flight", "Arrow Flight", FLIGHT_TARGET),
+                               ("http_arrow", "HTTP Arrow IPC", ARROW_TARGET)):
+        seconds = median(samples[name])
+        ratio = base / seconds
+        out.append(Row(
+            f"serving {title} read {label} rows", seconds, base, ratio, f">= {floor}",
+            at_least(ratio, floor),
+            note=f"{rate(rows, seconds)} vs plain DuckDB {rate(rows, base)}",
+            details={"quanta": spread(samples[name]), "baseline": spread(samples["duckdb"]),
+                     "runs": [s.details for s in samples[name]]},
+        ))
+    seconds = median(samples["http_ndjson"])
+    per_second = rows / seconds
+    out.append(Row(
+        f"serving HTTP NDJSON read {label} rows", seconds, None, None,
+        f">= {NDJSON_RATE / 1e6:g}M rows/s", "PASS" if per_second >= NDJSON_RATE else "MISS",
+        note=f"{rate(rows, seconds)}; plain DuckDB to Arrow {rate(rows, base)}",
+        details={"quanta": spread(samples["http_ndjson"]),
+                 "runs": [s.details for s in samples["http_ndjson"]]},
+    ))
+    json_rate = json_rows / median(json_samples)
+    json_seconds = rows / json_rate  # extrapolated to the whole port
+    ratio = json_seconds / seconds
+    out.append(Row(
+        "serving HTTP NDJSON vs Python json.dumps", seconds, json_seconds, ratio,
+        f">= {NDJSON_VS_PYTHON:g}", at_least(ratio, NDJSON_VS_PYTHON),
+        note=f"{rate(rows, seconds)} vs {rate(json_rate, 1)} (Python, {json_rows:,}-row "
+        "sample, extrapolated)",
+        details={"python_json": spread(json_samples), "python_json_rows": json_rows,
+                 "python_json_rows_per_s": round(json_rate)},
+    ))
+    return out
+
+
+def memory_rows(product: Product, samples: dict[str, list[Sample]], idle: int) -> list[Row]:
+    out = []
+    for name, title in (("http_ndjson", "NDJSON"), ("http_arrow", "Arrow IPC")):
+        growth = max(s.details["rss_growth_mb"] for s in samples[name])
+        peak = max(s.details["rss_peak_mb"] for s in samples[name])
+        seconds = median(samples[name])
+        out.append(Row(
+            f"serving server RSS growth, {title} stream of {scale(product.rows)} rows",
+            seconds, None, None, f"< {RSS_MB} MB", "PASS" if growth < RSS_MB else "MISS",
+            note=f"+{growth:.0f} MB during the stream (worst of {len(samples[name])}); "
+            f"peak {peak:.0f} MB, idle {idle / 2**20:.0f} MB before the first stream",
+            details={"growth_mb": [s.details["rss_growth_mb"] for s in samples[name]],
+                     "peak_mb": peak, "idle_mb": round(idle / 2**20, 1)},
+        ))
+    return out
+
+
+# --- 2. small queries ------------------------------------------------------------------------
+
+
+def point_sql(number: int) -> str:
+    return f"SELECT * FROM bench.plays WHERE play_id = '{play_id(number)}'"
+
+
+def small_http(product: Product, server: ServerProcess, settings: Settings,
+               count: int) -> tuple[list[float], Usage]:
+    """``count`` sequential one-row queries over one keep-alive connection (after warm-up)."""
+    rng = random.Random(11)
+    latencies: list[float] = []
+    with http_client(server, product.token) as http:
+        def one(number: int) -> float:
+            start = time.perf_counter()
+            response = http.post(QUERY_PATH, json={"sql": point_sql(number)},
+                                 headers={"Accept": NDJSON})
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200 or response.content.count(b"\n") != 1:
+                raise RuntimeError(f"point query: HTTP {response.status_code} "
+                                   f"{response.text[:200]}")
+            return elapsed
+
+        for _ in range(50):
+            one(rng.randint(1, product.rows))
+        with Monitor(server) as usage:
+            latencies = [one(rng.randint(1, product.rows)) for _ in range(count)]
+    settings.log(f"small queries over HTTP: p50 {percentile(latencies, 0.5) * 1e3:.1f} ms, "
+                 f"p99 {percentile(latencies, 0.99) * 1e3:.1f} ms")
+    return latencies, usage
+
+
+STAGES: tuple[tuple[str, str, str], ...] = (
+    # label, module, attribute (Class.method or function) timed inside Sidecar.query
+    ("authenticate", "quanta.sidecar.core", "Sidecar.authenticate"),
+    ("gate", "quanta.sidecar.core", "gate"),
+    ("decide", "quanta.sidecar.core", "Sidecar._decide"),
+    ("pin", "quanta.sidecar.core", "Sidecar._pin"),
+    ("verify", "quanta.storage.products", "ProductStorage.verify"),
+    ("cursor", "quanta.engine.duckdb", "DuckDBDatabase.session"),
+    ("create_view", "quanta.engine.duckdb", "DuckDBSession.execute"),
+    ("start_query", "quanta.engine.duckdb", "DuckDBSession.reader"),
+    ("close_cursor", "quanta.engine.duckdb", "DuckDBSession.close"),
+    ("audit", "quanta.sidecar.audit", "AuditLog.append"),
+)
+
+
+@contextmanager
+def instrumented() -> Iterator[dict[str, list[float]]]:
+    """Time the sidecar's stages by wrapping them (restored afterwards); seconds per call."""
+    import importlib
+
+    times: dict[str, list[float]] = {label: [] for label, _, _ in STAGES}
+    restore: list[tuple[Any, str, Any]] = []
+
+    def wrap(label: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                times[label].append(time.perf_counter() - start)
+
+        return timed_call
+
+    for label, module_name, attribute in STAGES:
+        owner: Any = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+        restore.append((owner, name, original))
+        setattr(owner, name, wrap(label, original))
+    try:
+        yield times
+    finally:
+        for owner, name, original in reversed(restore):
+            setattr(owner, name, original)
+
+
+def sidecar_overhead(product: Product, settings: Settings, count: int) -> Row:
+    """Sidecar.query(...).read_all() against plain DuckDB on the same secure view, paired."""
+    ctx = MeshContext(product.mesh)
+    try:
+        sidecar = ctx.sidecar
+        principal = sidecar.authenticate(product.token)
+        port = ctx.product(PORT.product_key).spec.port("plays")
+        assert port is not None
+        access = decide(principal, None, ctx.product(PORT.product_key), PORT,
+                        sidecar.grants.grants())
+        if not access.masked or not access.filters:
+            raise RuntimeError(f"{PRINCIPAL} should read masked, filtered rows: {access}")
+        relation = access.relation_sql(port, product.files, sidecar._mask_key)
+        plain = duckdb.connect()
+        plain.execute("SET TimeZone = 'UTC'")
+        plain.execute(f"CREATE VIEW {quote(relation_name(PORT))} AS {relation}")
+
+        def resolve(address: Address) -> Address:
+            return Address(address.domain, address.product, address.port or "plays")
+
+        def through_sidecar(sql: str) -> float:
+            start = time.perf_counter()
+            who = sidecar.authenticate(product.token)
+            table = sidecar.query(who, sql).read_all()
+            elapsed = time.perf_counter() - start
+            if table.num_rows != 1:
+                raise RuntimeError(f"sidecar point query returned {table.num_rows} rows")
+            return elapsed
+
+        def engine_only(rewritten: str) -> float:
+            start = time.perf_counter()
+            table = plain.sql(rewritten).to_arrow_table()
+            elapsed = time.perf_counter() - start
+            if table.num_rows != 1:
+                raise RuntimeError(f"plain point query returned {table.num_rows} rows")
+            return elapsed
+
+        rng = random.Random(5)
+        numbers = [rng.randint(1, product.rows) for _ in range(count + 50)]
+        queries = [(point_sql(n), gate(point_sql(n), resolve, relation_name).rewritten)
+                   for n in numbers]
+        for sql, rewritten in queries[:50]:  # warm-up: file hashes, caches, DuckDB metadata
+            through_sidecar(sql)
+            engine_only(rewritten)
+        full: list[float] = []
+        engine: list[float] = []
+        for index, (sql, rewritten) in enumerate(queries[50:]):
+            if index % 2:
+                engine.append(engine_only(rewritten))
+                full.append(through_sidecar(sql))
+            else:
+                full.append(through_sidecar(sql))
+                engine.append(engine_only(rewritten))
+        with instrumented() as stages:
+            for sql, _ in queries[50:50 + min(count, 200)]:
+                through_sidecar(sql)
+        plain.close()
+    finally:
+        ctx.close()
+    differences = [f - e for f, e in zip(full, engine, strict=True)]
+    overhead = statistics.median(differences)
+    per_stage = {label: round(statistics.median(values) * 1e3, 3)
+                 for label, values in stages.items() if values}
+    calls = {label: len(values) for label, values in stages.items()}
+    top = sorted((v, k) for k, v in per_stage.items() if k != "start_query")[::-1][:4]
+    settings.log(f"sidecar overhead p50 {overhead * 1e3:.2f} ms "
+                 f"(sidecar {statistics.median(full) * 1e3:.2f} ms, "
+                 f"engine {statistics.median(engine) * 1e3:.2f} ms); stages {per_stage}")
+    return Row(
+        "serving sidecar overhead per query (p50)", statistics.median(full),
+        statistics.median(engine), None, f"< {OVERHEAD_MS:g} ms",
+        at_most(overhead * 1e3, OVERHEAD_MS),
+        note=f"{overhead * 1e3:.2f} ms = sidecar {statistics.median(full) * 1e3:.2f} - engine "
+        f"{statistics.median(engine) * 1e3:.2f} ms; "
+        + ", ".join(f"{k} {v:.2f}" for v, k in top),
+        details={"overhead_ms": {"p50": round(overhead * 1e3, 3),
+                                 "p90": round(percentile(differences, 0.9) * 1e3, 3)},
+                 "sidecar_ms": {"p50": round(statistics.median(full) * 1e3, 3),
+                                "p99": round(percentile(full, 0.99) * 1e3, 3)},
+                 "engine_ms": {"p50": round(statistics.median(engine) * 1e3, 3),
+                               "p99": round(percentile(engine, 0.99) * 1e3, 3)},
+                 "stage_p50_ms": per_stage, "stage_calls": calls, "queries": count},
+    )
+
+
+def latency_rows(latencies: list[float], usage: Usage, overhead: Row) -> list[Row]:
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    sidecar_ms = overhead.details["sidecar_ms"]["p50"]
+    details = {"requests": len(latencies), "p50_ms": round(p50 * 1e3, 3),
+               "p90_ms": round(percentile(latencies, 0.9) * 1e3, 3),
+               "p99_ms": round(p99 * 1e3, 3), "max_ms": round(max(latencies) * 1e3, 3),
+               "server_cpu_ms_per_request": round(usage.server_cpu_s / len(latencies) * 1e3, 3),
+               "client_cpu_ms_per_request": round(usage.client_cpu_s / len(latencies) * 1e3, 3)}
+    note = (f"{len(latencies)} sequential requests; in-process sidecar p50 {sidecar_ms:.2f} ms, "
+            f"server CPU {details['server_cpu_ms_per_request']:.2f} ms/request")
+    return [
+        Row("serving small query over HTTP (p50)", p50, None, None, f"< {P50_MS:g} ms",
+            at_most(p50 * 1e3, P50_MS), note=f"{p50 * 1e3:.2f} ms; {note}", details=details),
+        Row("serving small query over HTTP (p99)", p99, None, None, f"< {P99_MS:g} ms",
+            at_most(p99 * 1e3, P99_MS), note=f"{p99 * 1e3:.2f} ms", details=details),
+    ]
+
+
+# --- 3. load -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    latencies: list[float] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def mixed_query(rng: random.Random, rows: int) -> tuple[str, str, str, Callable[[bytes], bool]]:
+    """One small query of four kinds: kind, SQL, Accept, and a check of the body."""
+    kind = rng.randrange(4)
+    number = rng.randint(1, rows)
+    if kind == 0:
+        return "point_ndjson", point_sql(number), NDJSON, lambda b: b.count(b"\n") == 1
+    if kind == 1:
+        return "point_arrow", point_sql(number), ARROW, \
+            lambda b: pa.ipc.open_stream(b).read_all().num_rows == 1
+    if kind == 2:
+        last = min(rows, number + 99)
+        sql = (f"SELECT play_id, country, ms_played FROM bench.plays WHERE play_id BETWEEN "
+               f"'{play_id(number)}' AND '{play_id(last)}' ORDER BY play_id")
+        return "range_csv", sql, CSV, lambda b: b.count(b"\n") == last - number + 2
+    last = min(rows, number + 999)
+    sql = (f"SELECT country, count(*) AS plays, sum(ms_played) AS ms FROM bench.plays WHERE "
+           f"play_id BETWEEN '{play_id(number)}' AND '{play_id(last)}' GROUP BY country")
+    return "aggregate_ndjson", sql, NDJSON, lambda b: sum(
+        json.loads(line)["plays"] for line in b.splitlines()) == last - number + 1
+
+
+def load(product: Product, server: ServerProcess, settings: Settings, seconds: float) -> Row:
+    outcomes = [Outcome() for _ in range(CLIENTS)]
+    start = threading.Barrier(CLIENTS + 1)
+    stop_at: list[float] = []
+
+    def client(index: int) -> None:
+        outcome = outcomes[index]
+        rng = random.Random(100 + index)
+        with http_client(server, product.token) as http:
+            start.wait()
+            while time.perf_counter() < stop_at[0]:
+                kind, sql, accept, check = mixed_query(rng, product.rows)
+                began = time.perf_counter()
+                try:
+                    response = http.post(QUERY_PATH, json={"sql": sql},
+                                         headers={"Accept": accept})
+                    ok = response.status_code == 200 and check(response.content)
+                    if not ok:
+                        outcome.errors.append(f"{kind}: HTTP {response.status_code} "
+                                              f"{response.text[:160]}")
+                except (httpx.HTTPError, ValueError, KeyError, pa.ArrowInvalid) as exc:
+                    outcome.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+                outcome.latencies.append(time.perf_counter() - began)
+                outcome.kinds[kind] = outcome.kinds.get(kind, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(i,), name=f"load-{i}", daemon=True)
+               for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    with Monitor(server, interval=0.05) as usage:
+        stop_at.append(time.perf_counter() + seconds)
+        start.wait()
+        began = time.perf_counter()
+        for thread in threads:
+            thread.join(seconds + 120)
+        elapsed = time.perf_counter() - began
+    if any(t.is_alive() for t in threads):
+        raise RuntimeError("load clients did not finish in time")
+    latencies = [x for o in outcomes for x in o.latencies]
+    errors = [e for o in outcomes for e in o.errors]
+    kinds: dict[str, int] = {}
+    for outcome in outcomes:
+        for kind, number in outcome.kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + number
+    per_second = len(latencies) / elapsed
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    settings.log(f"load: {len(latencies):,} requests in {elapsed:.1f}s ({per_second:.0f}/s), "
+                 f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, {len(errors)} errors")
+    return Row(
+        f"serving load, {CLIENTS} clients x {seconds:g}s mixed small queries", p50, None, None,
+        "0 errors", "PASS" if not errors and latencies else "MISS",
+        note=f"{per_second:.0f} req/s, p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
+        f"{len(errors)} errors of {len(latencies):,}",
+        details={"requests": len(latencies), "seconds": round(elapsed, 2),
+                 "requests_per_s": round(per_second, 1), "p50_ms": round(p50 * 1e3, 3),
+                 "p99_ms": round(p99 * 1e3, 3), "max_ms": round(max(latencies) * 1e3, 3),
+                 "kinds": kinds, "errors": len(errors), "first_errors": errors[:5],
+                 **usage.details()},
+    )
+
+
+# --- the workload ----------------------------------------------------------------------------
+
+
+def audit_records(mesh: Path) -> int:
+    ctx = MeshContext(mesh)
+    try:
+        file = ctx.mesh.storage_root / "audit" / "audit.ndjson"
+    finally:
+        ctx.close()
+    if not file.exists():
+        return 0
+    with open(file, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def run(settings: Settings) -> list[Row]:
+    rows = ROWS or (QUICK_ROWS if settings.quick else FULL_ROWS)
+    small = 200 if settings.quick else 500
+    seconds = 10.0 if settings.quick else 60.0
+    with tempfile.TemporaryDirectory(prefix="quanta-bench-serving-") as tmp:
+        product = build_product(Path(tmp), rows, settings)
+        overhead = sidecar_overhead(product, settings, small)
+        audited = audit_records(product.mesh)
+        server = ServerProcess(product.mesh, Path(tmp) / "server.log")
+        with server:
+            settings.log(f"server pid {server.pid}: {server.http}, {server.flight}")
+            latencies, usage = small_http(product, server, settings, small)
+            idle = server.rss_bytes()
+            samples = full_reads(product, server, settings)
+            json_samples, json_rows = json_baseline(product, settings)
+            loaded = load(product, server, settings, seconds)
+        if server.exit_code not in (0, None):
+            settings.log(f"server exit code {server.exit_code}: {server.log_tail(5)}")
+        served = loaded.details["requests"] + 50 + small + 3 * settings.repeats
+        logged = audit_records(product.mesh) - audited
+        if logged < served:
+            raise RuntimeError(f"audit log has {logged:,} new records for {served:,} requests")
+        settings.log(f"audit: {logged:,} records for {served:,} served requests "
+                     "(+ in-process reads)")
+    result = [
+        *throughput_rows(product, samples, json_samples, json_rows),
+        *latency_rows(latencies, usage, overhead),
+        overhead,
+        *memory_rows(product, samples, idle),
+        loaded,
+    ]
+    for row in result:
+        row.details.setdefault("rows", rows)
+        row.details.setdefault("build_s", round(product.build_s, 3))
+    return result
