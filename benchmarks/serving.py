@@ -8,33 +8,31 @@ computed. Every request below is authenticated, gated, rewritten, limited and au
 
 1. full read over Arrow Flight, HTTP Arrow IPC and HTTP NDJSON, interleaved with plain
    DuckDB reading the release's Parquet files into Arrow in this process (the baseline);
-   NDJSON is also compared with encoding the same rows with ``json.dumps`` in Python;
-2. one-row queries by key over HTTP (p50, p99), and the sidecar's own cost in this process:
-   ``Sidecar.query(...).read_all()`` against plain DuckDB running the rewritten SQL on the
-   same secure views (paired, median of the differences), with a per-stage breakdown;
+   NDJSON is also compared with encoding the same rows with ``json.dumps`` in Python. INFO
+   rows read the same port as ``bench_privacy`` (group privacy: no mask, no filter), which
+   separates the cost of the mask from the cost of serving;
+2. one-row queries by key over HTTP (p50, p99), and the sidecar's own cost per query in
+   this process, instrumented stage by stage (see ``serving_overhead``);
 3. the server's RSS growth while it streams the whole port (sampled from /proc);
-4. 32 concurrent clients sending mixed small queries for 60 s (quick 10 s).
+4. 32 concurrent clients sending mixed small queries for 60 s (quick 10 s);
+5. the audit log afterwards: a record for every request (else the workload fails).
 
 The server is a child process on free loopback ports, stopped by its pid at the end.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import random
-import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,6 +50,7 @@ from benchmarks.common import (
     stopwatch,
 )
 from benchmarks.data import _ids
+from benchmarks.serving_overhead import measure
 from benchmarks.serving_server import (
     ARROW,
     CSV,
@@ -68,10 +67,7 @@ from benchmarks.serving_server import (
 )
 from quanta.address import Address
 from quanta.context import MeshContext
-from quanta.engine.duckdb import quote
-from quanta.sidecar.access import decide
-from quanta.sidecar.core import BATCH_ROWS, relation_name
-from quanta.sidecar.gate import gate
+from quanta.sidecar.core import BATCH_ROWS
 
 ROWS: int | None = None  # --rows; the default is 10M rows (quick 1M)
 FULL_ROWS, QUICK_ROWS = 10_000_000, 1_000_000
@@ -81,8 +77,11 @@ NDJSON_RATE, NDJSON_VS_PYTHON = 2_000_000, 10.0
 P50_MS, P99_MS, OVERHEAD_MS = 10.0, 30.0, 2.0
 RSS_MB = 500
 CLIENTS = 32
+WARMUP = 50  # untimed one-row requests before the small-query latencies
+SERVED_READS = ("flight", "http_arrow", "http_ndjson", "flight_clear", "http_arrow_clear")
 
 PRINCIPAL = "bench_reader"
+CLEAR_PRINCIPAL = "bench_privacy"  # in group privacy: sees clear values, all rows
 PORT = Address("bench", "plays", "plays")
 FULL_SQL = "SELECT * FROM bench.plays"
 COUNTRIES = ("DE", "US", "GB", "FR", "SE", "BR", "JP", "IN", "ES", "IT", "NL", "PL", "MX",
@@ -157,6 +156,7 @@ class Product:
     token: str
     build_s: float
     generate_s: float
+    clear_token: str = ""  # a reader in group privacy: no mask, no row filter
 
 
 def build_product(root: Path, rows: int, settings: Settings) -> Product:
@@ -176,7 +176,9 @@ def build_product(root: Path, rows: int, settings: Settings) -> Product:
             raise RuntimeError(f"build failed: {result.error and result.error.render()}")
         settings.log(f"built bench.plays ({rows:,} rows) in {built[0]:.1f}s")
         ctx.sidecar.grants.grant(PRINCIPAL, PORT)
+        ctx.sidecar.grants.grant(CLEAR_PRINCIPAL, PORT)
         token, _ = ctx.sidecar.tokens.create(PRINCIPAL)
+        clear_token, _ = ctx.sidecar.tokens.create(CLEAR_PRINCIPAL, ["privacy"])
         storage = ctx.storage(PORT.product_key)
         release = storage.latest()
         assert release is not None
@@ -184,14 +186,16 @@ def build_product(root: Path, rows: int, settings: Settings) -> Product:
     finally:
         ctx.close()
     (folder / "plays.parquet").unlink()  # the release holds the data now
-    return Product(mesh, rows, files, token, built[0], generated[0])
+    return Product(mesh, rows, files, token, built[0], generated[0], clear_token)
 
 
-def check_masked(first: dict[str, Any], where: str) -> None:
-    """The first row must show the hashed listener id (64 hex digits), never the clear one."""
+def check_masked(first: dict[str, Any], where: str, masked: bool = True) -> None:
+    """The first row must show the hashed listener id (64 hex digits), or the clear one."""
     value = str(first.get("listener_id"))
-    if len(value) != 64 or value.startswith("l"):
+    if masked and (len(value) != 64 or value.startswith("l")):
         raise RuntimeError(f"{where}: listener_id is not masked: {value!r}")
+    if not masked and not value.startswith("l"):
+        raise RuntimeError(f"{where}: listener_id should be clear: {value!r}")
 
 
 def scale(rows: int) -> str:
@@ -230,7 +234,7 @@ def plain_duckdb(files: list[str], rows: int) -> Run:
 
 
 def served_read(name: str, read: Callable[[], Received], server: ServerProcess,
-                rows: int) -> Run:
+                rows: int, masked: bool = True) -> Run:
     """A full read through the server, with its RSS sampled and CPU times taken."""
 
     def run() -> Sample:
@@ -238,7 +242,7 @@ def served_read(name: str, read: Callable[[], Received], server: ServerProcess,
             got = read()
         if got.rows != rows:
             raise RuntimeError(f"{name} read {got.rows:,} rows, not {rows:,}")
-        check_masked(got.first, name)
+        check_masked(got.first, name, masked)
         return Sample(t[0], {"rows": got.rows, "bytes": got.wire_bytes, **usage.details()})
 
     return run
@@ -264,6 +268,7 @@ def full_reads(product: Product, server: ServerProcess, settings: Settings
                ) -> dict[str, list[Sample]]:
     rows = product.rows
     http = http_client(server, product.token)
+    clear = http_client(server, product.clear_token)
     try:
         runs: dict[str, Run] = {
             "flight": served_read(
@@ -273,11 +278,19 @@ def full_reads(product: Product, server: ServerProcess, settings: Settings
             "http_ndjson": served_read(
                 "http ndjson", lambda: http_ndjson(http, FULL_SQL), server, rows),
             "duckdb": plain_duckdb(product.files, rows),
+            "flight_clear": served_read(
+                "flight, clear reader",
+                lambda: flight_read(server, product.clear_token, FULL_SQL), server, rows,
+                masked=False),
+            "http_arrow_clear": served_read(
+                "http arrow, clear reader", lambda: http_arrow(clear, FULL_SQL), server, rows,
+                masked=False),
         }
         runs["duckdb"]()  # page cache warm for everyone
         samples = interleave(runs, settings.repeats)
     finally:
         http.close()
+        clear.close()
     for name, values in samples.items():
         settings.log(f"{name}: median {median(values):.2f}s "
                      f"({rate(rows, median(values))})")
@@ -316,6 +329,17 @@ def throughput_rows(product: Product, samples: dict[str, list[Sample]],
             details={"quanta": spread(samples[name]), "baseline": spread(samples["duckdb"]),
                      "runs": [s.details for s in samples[name]]},
         ))
+    for name, title in (("flight_clear", "Arrow Flight"), ("http_arrow_clear", "HTTP Arrow IPC")):
+        seconds = median(samples[name])
+        masked = median(samples[name.removesuffix("_clear")])
+        out.append(Row(
+            f"serving {title} read {label} rows, unmasked reader", seconds, base, base / seconds,
+            "-", "INFO",
+            note=f"{rate(rows, seconds)}; group privacy: no mask, no filter (masked: "
+            f"{masked:.2f}s)",
+            details={"quanta": spread(samples[name]), "baseline": spread(samples["duckdb"]),
+                     "runs": [s.details for s in samples[name]]},
+        ))
     seconds = median(samples["http_ndjson"])
     per_second = rows / seconds
     out.append(Row(
@@ -348,7 +372,7 @@ def memory_rows(product: Product, samples: dict[str, list[Sample]], idle: int) -
         out.append(Row(
             f"serving server RSS growth, {title} stream of {scale(product.rows)} rows",
             seconds, None, None, f"< {RSS_MB} MB", "PASS" if growth < RSS_MB else "MISS",
-            note=f"+{growth:.0f} MB during the stream (worst of {len(samples[name])}); "
+            note=f"+{growth:.1f} MB during the stream (worst of {len(samples[name])}); "
             f"peak {peak:.0f} MB, idle {idle / 2**20:.0f} MB before the first stream",
             details={"growth_mb": [s.details["rss_growth_mb"] for s in samples[name]],
                      "peak_mb": peak, "idle_mb": round(idle / 2**20, 1)},
@@ -379,7 +403,7 @@ def small_http(product: Product, server: ServerProcess, settings: Settings,
                                    f"{response.text[:200]}")
             return elapsed
 
-        for _ in range(50):
+        for _ in range(WARMUP):
             one(rng.randint(1, product.rows))
         with Monitor(server) as usage:
             latencies = [one(rng.randint(1, product.rows)) for _ in range(count)]
@@ -388,143 +412,30 @@ def small_http(product: Product, server: ServerProcess, settings: Settings,
     return latencies, usage
 
 
-STAGES: tuple[tuple[str, str, str], ...] = (
-    # label, module, attribute (Class.method or function) timed inside Sidecar.query
-    ("authenticate", "quanta.sidecar.core", "Sidecar.authenticate"),
-    ("gate", "quanta.sidecar.core", "gate"),
-    ("decide", "quanta.sidecar.core", "Sidecar._decide"),
-    ("pin", "quanta.sidecar.core", "Sidecar._pin"),
-    ("verify", "quanta.storage.products", "ProductStorage.verify"),
-    ("cursor", "quanta.engine.duckdb", "DuckDBDatabase.session"),
-    ("create_view", "quanta.engine.duckdb", "DuckDBSession.execute"),
-    ("start_query", "quanta.engine.duckdb", "DuckDBSession.reader"),
-    ("close_cursor", "quanta.engine.duckdb", "DuckDBSession.close"),
-    ("audit", "quanta.sidecar.audit", "AuditLog.append"),
-)
-
-
-@contextmanager
-def instrumented() -> Iterator[dict[str, list[float]]]:
-    """Time the sidecar's stages by wrapping them (restored afterwards); seconds per call."""
-    import importlib
-
-    times: dict[str, list[float]] = {label: [] for label, _, _ in STAGES}
-    restore: list[tuple[Any, str, Any]] = []
-
-    def wrap(label: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def timed_call(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                times[label].append(time.perf_counter() - start)
-
-        return timed_call
-
-    for label, module_name, attribute in STAGES:
-        owner: Any = importlib.import_module(module_name)
-        *path, name = attribute.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-        original = getattr(owner, name)
-        restore.append((owner, name, original))
-        setattr(owner, name, wrap(label, original))
-    try:
-        yield times
-    finally:
-        for owner, name, original in reversed(restore):
-            setattr(owner, name, original)
-
-
 def sidecar_overhead(product: Product, settings: Settings, count: int) -> Row:
-    """Sidecar.query(...).read_all() against plain DuckDB on the same secure view, paired."""
-    ctx = MeshContext(product.mesh)
-    try:
-        sidecar = ctx.sidecar
-        principal = sidecar.authenticate(product.token)
-        port = ctx.product(PORT.product_key).spec.port("plays")
-        assert port is not None
-        access = decide(principal, None, ctx.product(PORT.product_key), PORT,
-                        sidecar.grants.grants())
-        if not access.masked or not access.filters:
-            raise RuntimeError(f"{PRINCIPAL} should read masked, filtered rows: {access}")
-        relation = access.relation_sql(port, product.files, sidecar._mask_key)
-        plain = duckdb.connect()
-        plain.execute("SET TimeZone = 'UTC'")
-        plain.execute(f"CREATE VIEW {quote(relation_name(PORT))} AS {relation}")
-
-        def resolve(address: Address) -> Address:
-            return Address(address.domain, address.product, address.port or "plays")
-
-        def through_sidecar(sql: str) -> float:
-            start = time.perf_counter()
-            who = sidecar.authenticate(product.token)
-            table = sidecar.query(who, sql).read_all()
-            elapsed = time.perf_counter() - start
-            if table.num_rows != 1:
-                raise RuntimeError(f"sidecar point query returned {table.num_rows} rows")
-            return elapsed
-
-        def engine_only(rewritten: str) -> float:
-            start = time.perf_counter()
-            table = plain.sql(rewritten).to_arrow_table()
-            elapsed = time.perf_counter() - start
-            if table.num_rows != 1:
-                raise RuntimeError(f"plain point query returned {table.num_rows} rows")
-            return elapsed
-
-        rng = random.Random(5)
-        numbers = [rng.randint(1, product.rows) for _ in range(count + 50)]
-        queries = [(point_sql(n), gate(point_sql(n), resolve, relation_name).rewritten)
-                   for n in numbers]
-        for sql, rewritten in queries[:50]:  # warm-up: file hashes, caches, DuckDB metadata
-            through_sidecar(sql)
-            engine_only(rewritten)
-        full: list[float] = []
-        engine: list[float] = []
-        for index, (sql, rewritten) in enumerate(queries[50:]):
-            if index % 2:
-                engine.append(engine_only(rewritten))
-                full.append(through_sidecar(sql))
-            else:
-                full.append(through_sidecar(sql))
-                engine.append(engine_only(rewritten))
-        with instrumented() as stages:
-            for sql, _ in queries[50:50 + min(count, 200)]:
-                through_sidecar(sql)
-        plain.close()
-    finally:
-        ctx.close()
-    differences = [f - e for f, e in zip(full, engine, strict=True)]
-    overhead = statistics.median(differences)
-    per_stage = {label: round(statistics.median(values) * 1e3, 3)
-                 for label, values in stages.items() if values}
-    calls = {label: len(values) for label, values in stages.items()}
-    top = sorted((v, k) for k, v in per_stage.items() if k != "start_query")[::-1][:4]
-    settings.log(f"sidecar overhead p50 {overhead * 1e3:.2f} ms "
-                 f"(sidecar {statistics.median(full) * 1e3:.2f} ms, "
-                 f"engine {statistics.median(engine) * 1e3:.2f} ms); stages {per_stage}")
+    """The sidecar's own cost per one-row query, in this process (see serving_overhead)."""
+    rng = random.Random(5)
+    queries = [point_sql(rng.randint(1, product.rows)) for _ in range(count)]
+    result = measure(product.mesh, product.token, PORT, product.files, queries)
+    stages = result.stages_p50
+    top = sorted(((v, k) for k, v in stages.items()
+                  if k not in ("engine", "total", "overhead")), reverse=True)[:5]
+    settings.log(f"sidecar overhead p50 {result.overhead_p50:.2f} ms (sidecar "
+                 f"{result.sidecar_p50:.2f} ms, engine in it {result.engine_in_sidecar_p50:.2f} "
+                 f"ms, plain DuckDB {result.plain_p50:.2f} ms); stages {stages}")
     return Row(
-        "serving sidecar overhead per query (p50)", statistics.median(full),
-        statistics.median(engine), None, f"< {OVERHEAD_MS:g} ms",
-        at_most(overhead * 1e3, OVERHEAD_MS),
-        note=f"{overhead * 1e3:.2f} ms = sidecar {statistics.median(full) * 1e3:.2f} - engine "
-        f"{statistics.median(engine) * 1e3:.2f} ms; "
-        + ", ".join(f"{k} {v:.2f}" for v, k in top),
-        details={"overhead_ms": {"p50": round(overhead * 1e3, 3),
-                                 "p90": round(percentile(differences, 0.9) * 1e3, 3)},
-                 "sidecar_ms": {"p50": round(statistics.median(full) * 1e3, 3),
-                                "p99": round(percentile(full, 0.99) * 1e3, 3)},
-                 "engine_ms": {"p50": round(statistics.median(engine) * 1e3, 3),
-                               "p99": round(percentile(engine, 0.99) * 1e3, 3)},
-                 "stage_p50_ms": per_stage, "stage_calls": calls, "queries": count},
+        "serving sidecar overhead per query (p50)", result.sidecar_p50 / 1e3,
+        result.plain_p50 / 1e3, None, f"< {OVERHEAD_MS:g} ms",
+        at_most(result.overhead_p50, OVERHEAD_MS),
+        note=f"{result.overhead_p50:.2f} ms (paired vs plain DuckDB "
+        f"{result.paired_difference_p50:.2f} ms); " + ", ".join(f"{k} {v:.2f}" for v, k in top),
+        details=asdict(result),
     )
 
 
 def latency_rows(latencies: list[float], usage: Usage, overhead: Row) -> list[Row]:
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-    sidecar_ms = overhead.details["sidecar_ms"]["p50"]
+    sidecar_ms = overhead.details["sidecar_p50"]
     details = {"requests": len(latencies), "p50_ms": round(p50 * 1e3, 3),
                "p90_ms": round(percentile(latencies, 0.9) * 1e3, 3),
                "p99_ms": round(p99 * 1e3, 3), "max_ms": round(max(latencies) * 1e3, 3),
@@ -580,7 +491,7 @@ def load(product: Product, server: ServerProcess, settings: Settings, seconds: f
         outcome = outcomes[index]
         rng = random.Random(100 + index)
         with http_client(server, product.token) as http:
-            start.wait()
+            start.wait(timeout=120)
             while time.perf_counter() < stop_at[0]:
                 kind, sql, accept, check = mixed_query(rng, product.rows)
                 began = time.perf_counter()
@@ -591,7 +502,7 @@ def load(product: Product, server: ServerProcess, settings: Settings, seconds: f
                     if not ok:
                         outcome.errors.append(f"{kind}: HTTP {response.status_code} "
                                               f"{response.text[:160]}")
-                except (httpx.HTTPError, ValueError, KeyError, pa.ArrowInvalid) as exc:
+                except Exception as exc:  # any failure of a request counts as an error
                     outcome.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
                 outcome.latencies.append(time.perf_counter() - began)
                 outcome.kinds[kind] = outcome.kinds.get(kind, 0) + 1
@@ -602,7 +513,7 @@ def load(product: Product, server: ServerProcess, settings: Settings, seconds: f
         thread.start()
     with Monitor(server, interval=0.05) as usage:
         stop_at.append(time.perf_counter() + seconds)
-        start.wait()
+        start.wait(timeout=120)
         began = time.perf_counter()
         for thread in threads:
             thread.join(seconds + 120)
@@ -635,16 +546,52 @@ def load(product: Product, server: ServerProcess, settings: Settings, seconds: f
 # --- the workload ----------------------------------------------------------------------------
 
 
-def audit_records(mesh: Path) -> int:
+@dataclass
+class AuditState:
+    """The audit log after the run: records, the newest sequence number, and the head's."""
+
+    records: int
+    last_seq: int
+    head_seq: int | None
+
+
+def audit_state(mesh: Path) -> AuditState:
     ctx = MeshContext(mesh)
     try:
-        file = ctx.mesh.storage_root / "audit" / "audit.ndjson"
+        folder = ctx.mesh.storage_root / "audit"
     finally:
         ctx.close()
+    file, head = folder / "audit.ndjson", folder / "head.json"
     if not file.exists():
-        return 0
+        return AuditState(0, 0, None)
+    records, last = 0, b""
     with open(file, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            records += chunk.count(b"\n")
+            last = (last + chunk)[-65536:]
+    last_seq = int(json.loads(last.rstrip(b"\n").rsplit(b"\n", 1)[-1])["seq"]) if records else 0
+    head_seq = int(json.loads(head.read_text())["seq"]) if head.exists() else None
+    return AuditState(records, last_seq, head_seq)
+
+
+def audit_row(before: AuditState, after: AuditState, served: int,
+              server: ServerProcess) -> Row:
+    """Every served request left an audit record; say whether head.json caught up."""
+    logged = after.records - before.records
+    if logged < served:
+        raise RuntimeError(f"audit log has {logged:,} new records for {served:,} requests")
+    log = server.log_tail(100_000).splitlines()
+    failures = [line for line in log if line.startswith("Traceback")]
+    last_error = next((line for line in reversed(log) if "Error" in line), "")
+    note = (f"{logged:,} records for {served:,} requests (+1 in-process); head.json at seq "
+            f"{after.head_seq} of {after.last_seq}; server exit code {server.exit_code}")
+    if failures:
+        note += f"; server log: {len(failures)} traceback(s), last: {last_error[:80]}"
+    return Row("serving audit log after the run", None, None, None, "-", "INFO", note=note,
+               details={"records": logged, "served_requests": served,
+                        "last_seq": after.last_seq, "head_seq": after.head_seq,
+                        "server_exit_code": server.exit_code,
+                        "server_tracebacks": len(failures), "server_last_error": last_error})
 
 
 def run(settings: Settings) -> list[Row]:
@@ -654,7 +601,7 @@ def run(settings: Settings) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="quanta-bench-serving-") as tmp:
         product = build_product(Path(tmp), rows, settings)
         overhead = sidecar_overhead(product, settings, small)
-        audited = audit_records(product.mesh)
+        before = audit_state(product.mesh)
         server = ServerProcess(product.mesh, Path(tmp) / "server.log")
         with server:
             settings.log(f"server pid {server.pid}: {server.http}, {server.flight}")
@@ -663,20 +610,17 @@ def run(settings: Settings) -> list[Row]:
             samples = full_reads(product, server, settings)
             json_samples, json_rows = json_baseline(product, settings)
             loaded = load(product, server, settings, seconds)
-        if server.exit_code not in (0, None):
-            settings.log(f"server exit code {server.exit_code}: {server.log_tail(5)}")
-        served = loaded.details["requests"] + 50 + small + 3 * settings.repeats
-        logged = audit_records(product.mesh) - audited
-        if logged < served:
-            raise RuntimeError(f"audit log has {logged:,} new records for {served:,} requests")
-        settings.log(f"audit: {logged:,} records for {served:,} served requests "
-                     "(+ in-process reads)")
+        served = (WARMUP + small + len(SERVED_READS) * settings.repeats
+                  + loaded.details["requests"])
+        audited = audit_row(before, audit_state(product.mesh), served, server)
+        settings.log(audited.note)
     result = [
         *throughput_rows(product, samples, json_samples, json_rows),
         *latency_rows(latencies, usage, overhead),
         overhead,
         *memory_rows(product, samples, idle),
         loaded,
+        audited,
     ]
     for row in result:
         row.details.setdefault("rows", rows)

@@ -43,9 +43,10 @@ def free_port() -> int:
 class ServerProcess:
     """``quanta serve --mesh DIR --port P --flight-port Q`` as a child process."""
 
-    def __init__(self, mesh: Path, log: Path) -> None:
+    def __init__(self, mesh: Path, log: Path, launcher: list[str] | None = None) -> None:
         self.mesh = mesh
         self.log = log
+        self.launcher = launcher  # instead of the console script, e.g. [python, script.py]
         self.port = free_port()
         self.flight_port = free_port()
         while self.flight_port == self.port:
@@ -62,13 +63,14 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         exe = Path(sys.executable).parent / "quanta"
-        if not exe.exists():
+        if self.launcher is None and not exe.exists():
             raise RuntimeError(f"console script {exe} is missing; install quanta in the venv")
         env = {k: v for k, v in os.environ.items() if k != "QUANTA_MESH"}
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [str(exe), "serve", "--mesh", str(self.mesh), "--host", LOOPBACK,
-                 "--port", str(self.port), "--flight-port", str(self.flight_port)],
+                [*(self.launcher or [str(exe)]), "serve", "--mesh", str(self.mesh),
+                 "--host", LOOPBACK, "--port", str(self.port),
+                 "--flight-port", str(self.flight_port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             )
         deadline = time.monotonic() + timeout
