@@ -250,3 +250,25 @@ def test_show_lists_policies_in_plain_words(secure: Path) -> None:
     doc = json.loads(cli("show", "people.listeners", "--json", "--mesh", str(secure)).stdout)
     assert "mask columns email (redact), unless group:privacy" in doc["policies"]
     assert "only rows where country = 'DE' for de_only, group:de_analysts" in doc["policies"]
+
+
+def test_concurrent_appends_keep_the_chain_and_the_head(tmp_path: Path) -> None:
+    import threading
+
+    from quanta.sidecar.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit", fsync_interval=0.001)
+
+    def work(n: int) -> None:
+        for i in range(200):
+            log.append({"worker": n, "i": i})
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    report = log.verify()
+    assert report.ok and report.records == 1600
+    assert json.loads(log.head_file.read_text())["seq"] == 1600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -31,14 +32,22 @@ def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None) -> N
     config = uvicorn.Config(create_app(sidecar), host=options.host, port=options.port,
                             log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM after its own shutdown, which would skip the cleanup below
+    signal.signal(signal.SIGTERM, _interrupt)
     if callable(on_ready):
         threading.Thread(target=_when_started, args=(server, on_ready), daemon=True).start()
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # SIGINT or SIGTERM: a normal way to stop
     finally:
         if flight is not None:
             flight.shutdown()
         sidecar.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _when_started(server: uvicorn.Server, on_ready: object) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -116,7 +117,10 @@ class AuditLog:
             if self._closed:
                 break
             self._dirty.wait(self.interval)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # keep flushing later batches; say what went wrong
+                logging.getLogger("quanta.audit").exception("audit log flush failed")
 
     def flush(self) -> None:
         """Make every appended record durable now, and record the head."""
@@ -125,13 +129,17 @@ class AuditLog:
             last = self._last
         if last is None or not self.file.exists():
             return
-        fd = os.open(self.file, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with file_lock(self.head_file):
+        # under the log's lock no append is half written, in this process or another
+        with file_lock(self.file):
+            fd = os.open(self.file, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             seq, digest = self._tail()
+        with file_lock(self.head_file):
+            if self.head_file.exists() and json.loads(self.head_file.read_text())["seq"] >= seq:
+                return  # another writer already recorded a newer head
             write_atomic(self.head_file, json.dumps({"seq": seq, "hash": digest}).encode())
 
     def close(self) -> None:
