@@ -190,9 +190,9 @@ def build_product(root: Path, rows: int, settings: Settings) -> Product:
 
 
 def check_masked(first: dict[str, Any], where: str, masked: bool = True) -> None:
-    """The first row must show the hashed listener id (64 hex digits), or the clear one."""
+    """The first row must show the hashed listener id (32 hex digits), or the clear one."""
     value = str(first.get("listener_id"))
-    if masked and (len(value) != 64 or value.startswith("l")):
+    if masked and (len(value) != 32 or value.startswith("l")):
         raise RuntimeError(f"{where}: listener_id is not masked: {value!r}")
     if not masked and not value.startswith("l"):
         raise RuntimeError(f"{where}: listener_id should be clear: {value!r}")

@@ -87,7 +87,7 @@ def test_masks_and_filters_hold_in_every_mode(served: Served) -> None:
     flight = quanta.connect(served.flight, token=served.tokens["de"]).sql(sql).to_pylist()
     assert local == remote == flight
     assert {r["country"] for r in local} == {"DE"}
-    assert all(len(str(r["listener_id"])) == 64 for r in local)
+    assert all(len(str(r["listener_id"])) == 32 for r in local)
 
 
 @pytest.mark.parametrize(("who", "status", "kind"), [

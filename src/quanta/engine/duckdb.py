@@ -129,6 +129,8 @@ class DuckDBDatabase:
     def __init__(self, readable: Path, limits: EngineLimits | None = None) -> None:
         session = DuckDBSession(limits)
         session.execute("SET GLOBAL TimeZone = 'UTC'")
+        # released files never change, so their Parquet footers can be cached
+        session.execute("SET GLOBAL parquet_metadata_cache = true")
         session.allow_directory(readable)
         session.lock_file_access()
         self._base = session.con

@@ -85,7 +85,9 @@ def _ndjson(stream: QueryStream) -> Iterator[bytes]:
         for batch in stream:
             if batch.num_rows:
                 frame = pl.from_arrow(_text_for_binary(batch))
-                yield frame.write_ndjson().encode()  # type: ignore[union-attr]
+                buffer = io.BytesIO()
+                frame.write_ndjson(buffer)  # type: ignore[union-attr]
+                yield buffer.getvalue()
     except QuantaError as exc:
         # the status line is gone; the last line tells the client why the body ends here
         yield (json.dumps({"error": exc.to_dict()}) + "\n").encode()

@@ -63,8 +63,11 @@ def _mask(spec: FieldSpec, method: str, key: str) -> str:
     if method == "null":
         return f"CAST(NULL AS {duckdb_type(spec.type)})"
     if method == "hash":
-        # keyed, so low-entropy values (emails, birth dates) cannot be found by guessing
-        return f"CASE WHEN {col} IS NULL THEN NULL ELSE sha256({literal(key)} || {text}) END"
+        # keyed, so low-entropy values (emails, birth dates) cannot be found by guessing; the
+        # raw 32-byte key keeps short values to one SHA-256 block, and 128 bits of the digest
+        # are plenty for a pseudonym
+        return (f"CASE WHEN {col} IS NULL THEN NULL ELSE "
+                f"left(sha256(unhex({literal(key)}) || encode({text})), 32) END")
     if method == "truncate_year" and spec.type in ("date", "timestamp"):
         return f"CAST(date_trunc('year', {col}) AS {duckdb_type(spec.type)})"
     if method == "last4":

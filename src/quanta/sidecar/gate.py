@@ -115,4 +115,4 @@ def _gate(sql: str, resolve: Callable[[Address], Address],
             alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
         )
         table.replace(replacement)
-    return GatedQuery(sql, tuple(dict.fromkeys(ports)), tree.sql("duckdb"))
+    return GatedQuery(sql, tuple(dict.fromkeys(ports)), tree.sql("duckdb", copy=False))
