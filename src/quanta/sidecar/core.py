@@ -20,13 +20,13 @@ import pyarrow as pa
 
 from quanta.address import Address
 from quanta.engine.base import EngineLimits
-from quanta.engine.duckdb import DuckDBDatabase, DuckDBSession, quote
+from quanta.engine.duckdb import DuckDBDatabase, quote
 from quanta.errors import NotFoundError, QuantaError, QueryError
 from quanta.sidecar.access import PortAccess, decide
 from quanta.sidecar.audit import AuditLog
 from quanta.sidecar.gate import GatedQuery, gate
 from quanta.sidecar.grants import GrantStore
-from quanta.sidecar.limits import LimitExceeded, QueryLimits, limits_for
+from quanta.sidecar.limits import WATCHDOG, LimitExceeded, QueryLimits, limits_for
 from quanta.sidecar.principals import Principal
 from quanta.sidecar.snapshot import AsOf, pin
 from quanta.sidecar.tokens import TokenStore
@@ -204,6 +204,7 @@ class Sidecar:
              releases: dict[str, Release], limits: QueryLimits, record: dict[str, Any],
              started: float) -> QueryStream:
         session = self.database.session()
+        sql = gated.rewritten
         try:
             for address in gated.ports:
                 storage = ProductStorage(self.mesh.storage_root, address.product_key)
@@ -218,12 +219,13 @@ class Sidecar:
                     session.load_table(empty, storage.arrow_schema(release, address.port)
                                        .empty_table())
                     files = []
-                sql = (access[str(address)].relation_sql(port, files, self._mask_key)
-                       if files else f"SELECT * FROM {quote(empty)}")
-                session.execute(f"CREATE TEMP VIEW {quote(relation_name(address))} AS {sql}")
-            timer = _interrupt_after(session, limits.timeout)
+                relation = (access[str(address)].relation_sql(port, files, self._mask_key)
+                            if files else f"SELECT * FROM {quote(empty)}")
+                # inline, not a view: one statement per query, nothing to create or drop
+                sql = sql.replace(quote(relation_name(address)), f"({relation})")
+            timer = WATCHDOG.after(limits.timeout, session.con.interrupt)
             try:
-                reader = session.reader(gated.rewritten, BATCH_ROWS)
+                reader = session.reader(sql, BATCH_ROWS)
             except duckdb.Error as exc:
                 raise _engine_error(exc, limits) from None
         except BaseException:
@@ -284,15 +286,6 @@ def _limited(reader: pa.RecordBatchReader, limits: QueryLimits, stream: QueryStr
                 f"the result is larger than {limits.max_bytes:,} bytes, the limit for this "
                 "principal", hint="select fewer columns or rows")
         yield batch
-
-
-def _interrupt_after(session: DuckDBSession, seconds: float | None) -> threading.Timer | None:
-    if not seconds:
-        return None
-    timer = threading.Timer(seconds, session.con.interrupt)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _engine_error(exc: BaseException, limits: QueryLimits) -> QuantaError:

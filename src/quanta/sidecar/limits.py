@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from quanta.errors import QuantaError
@@ -39,3 +45,63 @@ def limits_for(serving: ServingSpec, principal: Principal) -> QueryLimits:
         max_rows = layer.max_rows if layer.max_rows is not None else max_rows
         max_bytes = layer.max_bytes if layer.max_bytes is not None else max_bytes
     return QueryLimits(timeout, max_rows, max_bytes)
+
+
+class Watchdog:
+    """One thread that runs callbacks at deadlines (query timeouts), instead of a timer each."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int]] = []
+        self._pending: dict[int, Callable[[], object]] = {}
+        self._wake = threading.Condition()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def after(self, seconds: float | None, callback: Callable[[], object]) -> Alarm | None:
+        """Call ``callback`` in ``seconds`` unless cancelled; None when there is no limit."""
+        if not seconds:
+            return None
+        with self._wake:
+            alarm = Alarm(self, next(self._ids))
+            self._pending[alarm.id] = callback
+            heapq.heappush(self._heap, (time.monotonic() + seconds, alarm.id))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="quanta-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return alarm
+
+    def cancel(self, alarm_id: int) -> None:
+        with self._wake:
+            self._pending.pop(alarm_id, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                deadline, alarm_id = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                callback = self._pending.pop(alarm_id, None)
+            if callback is not None:
+                with contextlib.suppress(Exception):  # the query may have just finished
+                    callback()
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """A scheduled callback; ``cancel()`` when the work finished in time."""
+
+    watchdog: Watchdog
+    id: int
+
+    def cancel(self) -> None:
+        self.watchdog.cancel(self.id)
+
+
+WATCHDOG = Watchdog()

@@ -30,6 +30,10 @@ from quanta.storage.manifest import DataFile, PortRelease, Release, RunRecord
 
 _RELEASE_FILE = re.compile(r"^(\d{6,})\.json$")
 _verified: dict[tuple[str, int, int], str] = {}
+# Manifests are immutable once committed and listings change only when a release is added;
+# both are cached by modification time so a read does not parse JSON again.
+_manifests: dict[str, tuple[tuple[int, int], Release]] = {}
+_listings: dict[str, tuple[int, list[int]]] = {}
 # Small row groups let a point lookup read a few thousand rows, not a million, and let
 # readers spread a scan over more threads.
 _WRITER = WriterProperties(max_row_group_size=32_768, compression="SNAPPY")
@@ -54,14 +58,21 @@ class ProductStorage:
 
     def release_numbers(self) -> list[int]:
         """Numbers of every committed release, oldest first."""
-        if not self.release_folder.is_dir():
+        try:
+            stamp = self.release_folder.stat().st_mtime_ns
+        except FileNotFoundError:
             return []
+        key = str(self.release_folder)
+        cached = _listings.get(key)
+        if cached and cached[0] == stamp:
+            return list(cached[1])
         numbers = []
         for entry in self.release_folder.iterdir():
             match = _RELEASE_FILE.match(entry.name)
             if match:
                 numbers.append(int(match.group(1)))
-        return sorted(numbers)
+        _listings[key] = (stamp, sorted(numbers))
+        return list(_listings[key][1])
 
     def releases(self) -> list[Release]:
         """Every committed release, oldest first."""
@@ -76,7 +87,13 @@ class ProductStorage:
         """Release ``number``, or NotFoundError naming the ones that exist."""
         file = self._release_file(number)
         try:
-            return Release.model_validate_json(file.read_bytes())
+            stat = file.stat()
+            cached = _manifests.get(str(file))
+            if cached and cached[0] == (stat.st_mtime_ns, stat.st_size):
+                return cached[1]
+            release = Release.model_validate_json(file.read_bytes())
+            _manifests[str(file)] = ((stat.st_mtime_ns, stat.st_size), release)
+            return release
         except FileNotFoundError:
             numbers = self.release_numbers()
             known = f"releases 1..{numbers[-1]}" if numbers else "no releases yet"
