@@ -42,10 +42,10 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("decide", "quanta.sidecar.core", "Sidecar._decide"),
     ("pin", "quanta.sidecar.core", "Sidecar._pin"),
     ("limits", "quanta.sidecar.core", "limits_for"),
-    ("timeout_timer", "quanta.sidecar.core", "_interrupt_after"),
+    ("timeout_timer", "quanta.sidecar.limits", "Watchdog.after"),
     ("verify", "quanta.storage.products", "ProductStorage.verify"),
     ("cursor", "quanta.engine.duckdb", "DuckDBDatabase.session"),
-    ("create_view", "quanta.engine.duckdb", "DuckDBSession.execute"),
+    ("create_view", "quanta.engine.duckdb", "DuckDBSession.execute"),  # none since inlining
     ("engine", "quanta.engine.duckdb", "DuckDBSession.reader"),
     ("close_cursor", "quanta.engine.duckdb", "DuckDBSession.close"),
     ("audit", "quanta.sidecar.audit", "AuditLog.append"),
