@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -39,13 +40,10 @@ def choose(accept: str | None) -> str:
 
 def encode(stream: QueryStream, media: str) -> Iterator[bytes]:
     """The stream's bytes in ``media``; errors after the first byte end the body early."""
-    if media == ARROW:
-        return _arrow(stream)
     if media == NDJSON:
         return _ndjson(stream)
-    if media == CSV:
-        return _csv(stream)
-    return _parquet(stream)
+    opener = {ARROW: pa.ipc.new_stream, CSV: pacsv.CSVWriter}.get(media, pq.ParquetWriter)
+    return _written(stream, opener)
 
 
 class _Sink(io.RawIOBase):
@@ -65,17 +63,6 @@ class _Sink(io.RawIOBase):
         data = b"".join(self.chunks)
         self.chunks.clear()
         return data
-
-
-def _arrow(stream: QueryStream) -> Iterator[bytes]:
-    sink = _Sink()
-    writer = pa.ipc.new_stream(sink, stream.schema)
-    yield sink.take()
-    for batch in stream:
-        writer.write_batch(batch)
-        yield sink.take()
-    writer.close()
-    yield sink.take()
 
 
 def _ndjson(stream: QueryStream) -> Iterator[bytes]:
@@ -105,20 +92,12 @@ def _text_for_binary(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch
 
 
-def _csv(stream: QueryStream) -> Iterator[bytes]:
+def _written(stream: QueryStream, open_writer: Callable[[Any, pa.Schema], Any]
+             ) -> Iterator[bytes]:
+    """Feed batches to a writer (Arrow IPC, CSV, Parquet); hand out its bytes as they come."""
     sink = _Sink()
-    writer = pacsv.CSVWriter(sink, stream.schema)
+    writer = open_writer(sink, stream.schema)
     yield sink.take()
-    for batch in stream:
-        writer.write_batch(batch)
-        yield sink.take()
-    writer.close()
-    yield sink.take()
-
-
-def _parquet(stream: QueryStream) -> Iterator[bytes]:
-    sink = _Sink()
-    writer = pq.ParquetWriter(sink, stream.schema)
     for batch in stream:
         writer.write_batch(batch)
         yield sink.take()
