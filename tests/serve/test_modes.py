@@ -6,6 +6,7 @@ import io
 import json
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -146,3 +147,13 @@ def test_query_body_is_json_whatever_its_content_type(served: Served) -> None:
             headers={"content-type": "application/x-www-form-urlencoded", "Accept": "text/csv"})
     assert response.status_code == 200, response.text
     assert response.text.splitlines() == ['"n"', "5"]
+
+
+def test_api_docs_page_works_offline(served: Served) -> None:
+    with httpx.Client(base_url=served.http) as http:
+        page = http.get("/docs")
+        assert page.status_code == 200 and "/openapi.json" in page.text
+        assert "cdn" not in page.text.lower() and "https://" not in page.text
+        script = http.get("/docs-assets/swagger-ui-bundle.js")
+        assert script.status_code == 200 and len(script.content) > 100_000
+        assert http.get("/docs-assets/swagger-ui.css").status_code == 200

@@ -59,6 +59,7 @@ def create_app(sidecar: Sidecar) -> FastAPI:
     """The FastAPI application serving ``sidecar``'s mesh."""
     mesh = sidecar.mesh
     app = FastAPI(
+        docs_url=None, redoc_url=None,
         title=f"quanta mesh '{mesh.spec.name}'",
         description="Governed, versioned data products. Every read goes through the sidecar: "
         "authentication (Bearer token), grants, masks, row filters, limits and audit.",
@@ -99,6 +100,8 @@ def create_app(sidecar: Sidecar) -> FastAPI:
             raise AuthenticationError("only Bearer tokens are accepted",
                                       hint="send 'Authorization: Bearer <token>'")
         return sidecar.authenticate(token.strip() or None)
+
+    _serve_docs_offline(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -174,6 +177,24 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         )
 
     return app
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """The API docs page, with Swagger UI served by this server (no CDN: works offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title}: API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def _write_cursor(release: int, offset: int) -> str:
