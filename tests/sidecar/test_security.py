@@ -272,3 +272,39 @@ def test_concurrent_appends_keep_the_chain_and_the_head(tmp_path: Path) -> None:
     report = log.verify()
     assert report.ok and report.records == 1600
     assert json.loads(log.head_file.read_text())["seq"] == 1600
+
+
+def test_hash_masks_are_stored_at_release_and_match_computed_ones(secure: Path) -> None:
+    ctx = MeshContext(secure)
+    release = ctx.storage("people.listeners").latest()
+    assert release is not None
+    port = release.ports["listeners"]
+    assert port.pseudonyms == {"listener_id": "_pseudonym_listener_id",
+                               "email": "_pseudonym_email"}
+    assert port.key_id == ctx.sidecar._key_id
+    sql = "SELECT listener_id, email FROM people.listeners ORDER BY country, listener_id"
+    stored = rows(ctx, sql, who("alice"))
+    ctx.sidecar._key_id = "another-key"  # stored pseudonyms no longer apply: computed instead
+    computed = rows(ctx, sql, who("alice"))
+    assert stored == computed and all(HEX32.match(str(r["listener_id"])) for r in stored)
+    # the stored pseudonyms are the platform's: no reader sees them as columns
+    names = ctx.query("SELECT * FROM people.listeners", principal=who("pia", "privacy")
+                      ).table.column_names
+    assert not [n for n in names if n.startswith("_pseudonym")]
+
+
+def test_downstream_products_do_not_see_pseudonym_columns(secure: Path, tmp_path: Path
+                                                          ) -> None:
+    import shutil
+
+    mesh = tmp_path / "m"
+    shutil.copytree(secure, mesh, ignore=shutil.ignore_patterns("*.tmp"))
+    folder = mesh / "domains/people/copies"
+    folder.mkdir()
+    (folder / "dataproduct.yaml").write_text(
+        (mesh / "domains/people/listeners/dataproduct.yaml").read_text()
+        .replace("name: listeners\ndomain", "name: copies\ndomain")
+        .replace("{name: raw, type: file, path: listeners.csv}",
+                 "{name: raw, type: product, product: quanta://people/listeners}"))
+    [result] = MeshContext(mesh).build(["people.copies"])
+    assert result.ok, result.error and result.error.render()

@@ -16,19 +16,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+
 from quanta.build.schema import arrow_schema, conform
 from quanta.build.transforms import run_python, run_sql
 from quanta.console import Reporter, SilentReporter
 from quanta.engine.base import EngineLimits
-from quanta.engine.duckdb import DuckDBEngine, quote
+from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, quote
 from quanta.errors import ChecksFailedError, QuantaError
 from quanta.inputs import InputContext, connector_for
 from quanta.quality.checks import quality_metrics, run_checks
 from quanta.quality.profile import profile_table
 from quanta.spec.mesh import Mesh, Product
-from quanta.spec.models import OutputPort
-from quanta.storage import InputRead, ProductStorage, Release, RunLog, RunRecord, schema_hash
+from quanta.spec.models import OutputPort, ProductSpec
+from quanta.storage import (
+    InputRead,
+    PortRelease,
+    ProductStorage,
+    Release,
+    RunLog,
+    RunRecord,
+    schema_hash,
+)
+from quanta.storage.keys import key_id, mask_key
 from quanta.storage.manifest import CheckResult
+
+PSEUDONYM_PREFIX = "_pseudonym_"
 
 
 def new_run_id(product_key: str) -> str:
@@ -161,12 +174,9 @@ class Builder:
                 profile = {name: profile_table(session, table)
                            for name, table in port_tables.items()}
             with self._stage(key, "write", stages):
-                ports = {}
-                for port in spec.outputs:
-                    reader = session.reader(f"SELECT * FROM {port_tables[port.name]}")
-                    ports[port.name] = storage.write_port(
-                        port.name, reader.cast(arrow_schema(port))
-                    )
+                ports = {port.name: self._write(session, storage, spec, port,
+                                                port_tables[port.name])
+                         for port in spec.outputs}
         with self._stage(key, "release", stages):
             release = Release(
                 product=key, release=(previous.release if previous else 0) + 1,
@@ -175,6 +185,23 @@ class Builder:
                 checks=checks, metrics=quality_metrics(checks), profile=profile,
             )
             return storage.commit(release)
+
+    def _write(self, session: DuckDBSession, storage: ProductStorage, spec: ProductSpec,
+               port: OutputPort, table: str) -> PortRelease:
+        """Write a port, with keyed pseudonyms of hash-masked columns computed once, here,
+        instead of on every masked read."""
+        declared = arrow_schema(port)
+        hashed = spec.hash_masked(port)
+        key = mask_key(self.mesh.storage_root) if hashed else ""
+        stored = {column: f"{PSEUDONYM_PREFIX}{column}" for column in hashed}
+        extra = "".join(f", {keyed_hash(quote(c), key)} AS {quote(name)}"
+                        for c, name in stored.items())
+        schema = pa.schema([*declared, *(pa.field(n, pa.string()) for n in stored.values())])
+        reader = session.reader(f"SELECT *{extra} FROM {table}")
+        written = storage.write_port(port.name, reader.cast(schema), declared)
+        if not stored:
+            return written
+        return written.model_copy(update={"pseudonyms": stored, "key_id": key_id(key)})
 
     @contextmanager
     def _stage(self, key: str, name: str, stages: dict[str, float]) -> Iterator[None]:

@@ -28,6 +28,15 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def keyed_hash(expression: str, key: str) -> str:
+    """SQL for a keyed pseudonym of ``expression``: 128 bits of SHA-256(key || value), hex.
+
+    The raw 32-byte key keeps short values to one SHA-256 block; nulls stay null.
+    """
+    return (f"CASE WHEN ({expression}) IS NULL THEN NULL ELSE left(sha256(unhex({literal(key)})"
+            f" || encode(CAST({expression} AS VARCHAR))), 32) END")
+
+
 class DuckDBSession:
     """One in-memory DuckDB database (or one cursor of a shared one)."""
 

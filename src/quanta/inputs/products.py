@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from quanta.address import Address
 from quanta.engine.duckdb import DuckDBSession, literal, quote
 from quanta.errors import InputError
 from quanta.inputs.base import InputContext
 from quanta.spec.models import ProductInput
 from quanta.storage import InputRead
-
-SYSTEM_COLUMNS = ("_recorded_at",)
 
 
 class ProductConnector:
@@ -28,19 +28,18 @@ class ProductConnector:
         port = address.port or next(iter(release.ports))
         storage.verify(release, [port])
         files = storage.data_files(release, port)
+        # system columns (_recorded_at, _pseudonym_*) are the platform's, not the product's
+        schema = storage.arrow_schema(release, port)
+        keep = [f for f in schema if not f.name.startswith("_")]
         if files:
             listing = ", ".join(literal(str(f)) for f in files)
-            exclude = ", ".join(SYSTEM_COLUMNS)
+            columns = ", ".join(quote(f.name) for f in keep)
             # a view, not a copy: the build session may read released data of its mesh
             session.execute(
-                f"CREATE TEMP VIEW {quote(spec.name)} AS SELECT * EXCLUDE ({exclude}) "
+                f"CREATE TEMP VIEW {quote(spec.name)} AS SELECT {columns} "
                 f"FROM read_parquet([{listing}])"
             )
         else:
-            schema = storage.arrow_schema(release, port)
-            keep = [f for f in schema if f.name not in SYSTEM_COLUMNS]
-            import pyarrow as pa
-
             session.load_table(spec.name, pa.schema(keep).empty_table())
         return InputRead(
             type="product", product=str(address.with_port(port)), release=release.release,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from quanta.address import Address
-from quanta.engine.duckdb import literal, quote
+from quanta.engine.duckdb import keyed_hash, literal, quote
 from quanta.engine.types import duckdb_type
 from quanta.errors import QuantaError
 from quanta.sidecar.grants import AccessGrant
@@ -44,13 +44,22 @@ class PortAccess:
         return {f"{prefix}.{column}": f"{method}: {self.why_masked.get(column, '')}"
                 for column, method in self.masked.items()}
 
-    def relation_sql(self, port: OutputPort, files: list[str], mask_key: str) -> str:
-        """The secure relation: masks applied to columns, filters applied to rows."""
-        columns = [
-            _mask(f, self.masked[f.name], mask_key) + f" AS {quote(f.name)}"
-            if f.name in self.masked else quote(f.name)
-            for f in port.fields
-        ]
+    def relation_sql(self, port: OutputPort, files: list[str], mask_key: str,
+                     pseudonyms: dict[str, str] | None = None) -> str:
+        """The secure relation: masks applied to columns, filters applied to rows.
+
+        ``pseudonyms`` names stored columns holding a hash mask's values already.
+        """
+        stored = pseudonyms or {}
+        columns = []
+        for f in port.fields:
+            method = self.masked.get(f.name)
+            if method is None:
+                columns.append(quote(f.name))
+            elif method == "hash" and f.name in stored:
+                columns.append(f"{quote(stored[f.name])} AS {quote(f.name)}")
+            else:
+                columns.append(_mask(f, method, mask_key) + f" AS {quote(f.name)}")
         columns.append(RECORDED_AT)
         listing = ", ".join(literal(f) for f in files)
         where = " AND ".join(f"({c})" for c in self.filters) or "true"
@@ -63,11 +72,8 @@ def _mask(spec: FieldSpec, method: str, key: str) -> str:
     if method == "null":
         return f"CAST(NULL AS {duckdb_type(spec.type)})"
     if method == "hash":
-        # keyed, so low-entropy values (emails, birth dates) cannot be found by guessing; the
-        # raw 32-byte key keeps short values to one SHA-256 block, and 128 bits of the digest
-        # are plenty for a pseudonym
-        return (f"CASE WHEN {col} IS NULL THEN NULL ELSE "
-                f"left(sha256(unhex({literal(key)}) || encode({text})), 32) END")
+        # keyed, so low-entropy values (emails, birth dates) cannot be found by guessing
+        return keyed_hash(col, key)
     if method == "truncate_year" and spec.type in ("date", "timestamp"):
         return f"CAST(date_trunc('year', {col}) AS {duckdb_type(spec.type)})"
     if method == "last4":

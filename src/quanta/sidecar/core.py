@@ -7,12 +7,10 @@ and row filters inside) at pinned releases → run under limits → stream → a
 from __future__ import annotations
 
 import hashlib
-import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -32,7 +30,7 @@ from quanta.sidecar.snapshot import AsOf, pin
 from quanta.sidecar.tokens import TokenStore
 from quanta.spec.mesh import Mesh
 from quanta.storage import ProductStorage, Release
-from quanta.storage.files import create_atomic
+from quanta.storage.keys import key_id, mask_key
 
 BATCH_ROWS = 131_072
 AUDITED_QUERY_CHARS = 20_000  # longer texts are cut in the log; their hash is of the whole
@@ -125,7 +123,8 @@ class Sidecar:
         (root / "products").mkdir(parents=True, exist_ok=True)
         memory = mesh.spec.serving.limits.memory_limit
         self.database = DuckDBDatabase(root / "products", EngineLimits(memory_limit=memory))
-        self._mask_key = _mask_key(root / "security" / "mask.key")
+        self._mask_key = mask_key(root)
+        self._key_id = key_id(self._mask_key)
 
     # --- who ------------------------------------------------------------------------------
 
@@ -219,7 +218,10 @@ class Sidecar:
                     session.load_table(empty, storage.arrow_schema(release, address.port)
                                        .empty_table())
                     files = []
-                relation = (access[str(address)].relation_sql(port, files, self._mask_key)
+                written = release.ports[address.port]
+                pseudonyms = written.pseudonyms if written.key_id == self._key_id else None
+                relation = (access[str(address)].relation_sql(port, files, self._mask_key,
+                                                              pseudonyms)
                             if files else f"SELECT * FROM {quote(empty)}")
                 # inline, not a view: one statement per query, nothing to create or drop
                 sql = sql.replace(quote(relation_name(address)), f"({relation})")
@@ -296,12 +298,3 @@ def _engine_error(exc: BaseException, limits: QueryLimits) -> QuantaError:
             hint="narrow the query (WHERE, LIMIT) or aggregate")
     return QueryError(f"query failed: {text.replace('port__', '')}", code="query_failed",
                       hint="check column names and types with 'quanta show <product>'")
-
-
-def _mask_key(file: Path) -> str:
-    """The mesh's secret for keyed hashing masks (created on first use)."""
-    if not file.exists():
-        file.parent.mkdir(parents=True, exist_ok=True)
-        create_atomic(file, secrets.token_hex(32).encode())  # the first writer wins
-        file.chmod(0o600)
-    return file.read_text().strip()

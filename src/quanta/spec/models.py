@@ -465,6 +465,18 @@ class ProductSpec(Model):
             return self.outputs[0]
         return next((p for p in self.outputs if p.name == name), None)
 
+    def hash_masked(self, port: OutputPort) -> list[str]:
+        """Columns of ``port`` that some mask policy pseudonymizes with a keyed hash."""
+        names = []
+        for policy in self.policies:
+            if not isinstance(policy, MaskPolicy) or policy.method != "hash":
+                continue
+            if policy.ports is not None and port.name not in policy.ports:
+                continue
+            names += [f.name for f in port.fields if f.name in (policy.columns or [])
+                      or f.classification == policy.classification]
+        return list(dict.fromkeys(names))
+
     def input(self, name: str) -> Any:
         """The declared input called ``name``, if any."""
         return next((i for i in self.inputs if i.name == name), None)

@@ -29,6 +29,9 @@ class PortRelease(Record):
     schema_hash: str
     rows: int
     files: list[DataFile]
+    pseudonyms: dict[str, str] = Field(
+        default_factory=dict, description="column → stored column holding its keyed hash")
+    key_id: str | None = Field(None, description="the mask key the pseudonyms were made with")
 
 
 class CheckResult(Record):

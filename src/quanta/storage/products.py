@@ -157,11 +157,16 @@ class ProductStorage:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def write_port(self, port: str, data: pa.RecordBatchReader | pa.Table) -> PortRelease:
-        """Write ``data`` as a new Delta version of ``port``; unreleased until committed."""
+    def write_port(self, port: str, data: pa.RecordBatchReader | pa.Table,
+                   declared: pa.Schema | None = None) -> PortRelease:
+        """Write ``data`` as a new Delta version of ``port``; unreleased until committed.
+
+        ``declared`` is the port's own schema when ``data`` also carries derived columns; the
+        schema hash is of the declared part.
+        """
         path = self.port_path(port)
         path.mkdir(parents=True, exist_ok=True)
-        schema = data.schema
+        schema = declared or data.schema
         try:
             write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite",
                             writer_properties=_WRITER)
