@@ -157,3 +157,13 @@ def test_api_docs_page_works_offline(served: Served) -> None:
         script = http.get("/docs-assets/swagger-ui-bundle.js")
         assert script.status_code == 200 and len(script.content) > 100_000
         assert http.get("/docs-assets/swagger-ui.css").status_code == 200
+
+
+def test_limits_over_http_are_a_clear_4xx(served: Served) -> None:
+    token, _ = served.context.sidecar.tokens.create("tiny_quota")
+    for media in ("application/x-ndjson", "text/csv", "application/vnd.apache.arrow.stream"):
+        response = httpx.post(f"{served.http}/api/v1/query",
+                              json={"sql": "SELECT * FROM people.listeners"},
+                              headers={"Authorization": f"Bearer {token}", "Accept": media})
+        assert response.status_code == 400, (media, response.text)
+        assert "more than 2 rows" in response.json()["error"]["message"]

@@ -20,6 +20,7 @@ NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 MEDIA_TYPES = (ARROW, NDJSON, CSV, PARQUET)
+SMALL_BATCH = 64
 
 
 def choose(accept: str | None) -> str:
@@ -68,16 +69,33 @@ class _Sink(io.RawIOBase):
 def _ndjson(stream: QueryStream) -> Iterator[bytes]:
     import polars as pl
 
+    sent = False
     try:
         for batch in stream:
-            if batch.num_rows:
+            sent = sent or batch.num_rows > 0
+            if 0 < batch.num_rows <= SMALL_BATCH:
+                # for a few rows, plain json is quicker than starting polars
+                yield "".join(json.dumps(row, default=_json_value, separators=(",", ":")) + "\n"
+                              for row in batch.to_pylist()).encode()
+            elif batch.num_rows:
                 frame = pl.from_arrow(_text_for_binary(batch))
                 buffer = io.BytesIO()
                 frame.write_ndjson(buffer)  # type: ignore[union-attr]
                 yield buffer.getvalue()
     except QuantaError as exc:
+        if not sent:
+            raise  # nothing sent yet: the client gets a proper error status
         # the status line is gone; the last line tells the client why the body ends here
         yield (json.dumps({"error": exc.to_dict()}) + "\n").encode()
+
+
+def _json_value(value: object) -> object:
+    """How the NDJSON answer writes values JSON has no type for (as polars does)."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)  # decimals stay exact, as text
 
 
 def _text_for_binary(batch: pa.RecordBatch) -> pa.RecordBatch:

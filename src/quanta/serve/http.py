@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.address import Address
@@ -23,6 +24,7 @@ SNAPSHOT_HEADER = "Quanta-Snapshot"
 MASKED_HEADER = "Quanta-Masked"
 MAX_SQL = 100_000
 MAX_PAGE = 10_000
+SMALL_ANSWER = 256 * 1024
 
 
 class QueryRequest(BaseModel):
@@ -120,7 +122,7 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         200: {"content": {m: {} for m in (NDJSON, ARROW, CSV, PARQUET)},
               "description": "the result, streamed in the format the Accept header asks for"},
     })
-    def query(body: QueryRequest, request: Request) -> StreamingResponse:
+    def query(body: QueryRequest, request: Request) -> Response:
         """Run one read-only SELECT; answer Arrow IPC, NDJSON, CSV or Parquet by Accept."""
         media = choose(request.headers.get("accept"))
         who = principal(request)
@@ -132,8 +134,17 @@ def create_app(sidecar: Sidecar) -> FastAPI:
                 f"{column}={why.split(':')[0]}" for column, why in stream.masked().items())
         if media == PARQUET:
             headers["Content-Disposition"] = 'attachment; filename="result.parquet"'
-        return StreamingResponse(encode(stream, media), media_type=media, headers=headers,
-                                 background=None)
+        chunks = encode(stream, media)
+        # A small answer is sent whole, without streaming's thread hops; a big one streams.
+        head: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            head.append(chunk)
+            size += len(chunk)
+            if size > SMALL_ANSWER:
+                return StreamingResponse(itertools.chain(head, chunks), media_type=media,
+                                         headers=headers)
+        return Response(b"".join(head), media_type=media, headers=headers)
 
     @app.get("/api/v1/products", tags=["discover"])
     def products(request: Request) -> dict[str, Any]:
