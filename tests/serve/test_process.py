@@ -50,3 +50,21 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert head["seq"] == records[-1]["seq"]  # the last batch was made durable on the way out
     assert [r["outcome"] for r in records[-3:]] == ["ok", "ok", "ok"]
     assert log.verify().ok
+
+
+def test_serve_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    import socket
+
+    mesh = copy_fixture("secure", tmp_path)
+    exe = Path(sys.executable).parent / "quanta"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args in (["--port", str(port), "--flight-port", str(_loopback_port())],
+                     ["--port", str(_loopback_port()), "--flight-port", str(port)]):
+            done = subprocess.run([str(exe), "serve", "--mesh", str(mesh), *args],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 1
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert "Traceback" not in done.stderr

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 
 import uvicorn
 
+from quanta.errors import QuantaError
 from quanta.serve.http import create_app
 from quanta.sidecar import Sidecar
 
@@ -24,6 +26,9 @@ class ServeOptions:
 
 def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None) -> None:
     """Serve until interrupted (SIGINT or SIGTERM); then flush the audit log."""
+    _check_free(options.host, options.port, "--port")
+    if options.flight_port:
+        _check_free(options.host, options.flight_port, "--flight-port")
     flight = None
     if options.flight_port:
         from quanta.serve.flight import start_flight
@@ -44,6 +49,19 @@ def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None) -> N
         if flight is not None:
             flight.shutdown()
         sidecar.close()
+
+
+def _check_free(host: str, port: int, option: str) -> None:
+    """Refuse early, with a hint, when the port is taken (instead of a server's stack trace)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise QuantaError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint=f"choose another port with {option}, or stop the program using it",
+            code="port_unavailable",
+        ) from None
 
 
 def _interrupt(signum: int, frame: object) -> None:
