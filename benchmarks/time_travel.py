@@ -105,13 +105,16 @@ def run(settings: Settings) -> list[Row]:
         builds = build_releases(mesh, folder, rows, settings)
         ctx = MeshContext(mesh)
         extra: dict[str, object] = {"rows": rows, "releases": RELEASES, "build_s": builds}
-        return [
-            _row(f"time travel read {rows:,} rows @1 vs latest", {
-                "old": reading(ctx, "d.p@1", _first_id(1, rows), rows),
-                "latest": reading(ctx, "d.p", _first_id(RELEASES, rows), rows),
-            }, settings, extra),
-            _row("time travel aggregate as_of=1 vs latest", {
-                "old": querying(ctx, 1, 1),
-                "latest": querying(ctx, None, RELEASES),
-            }, settings, extra),
-        ]
+        try:
+            return [
+                _row(f"time travel read {rows:,} rows @1 vs latest", {
+                    "old": reading(ctx, "d.p@1", _first_id(1, rows), rows),
+                    "latest": reading(ctx, "d.p", _first_id(RELEASES, rows), rows),
+                }, settings, extra),
+                _row("time travel aggregate as_of=1 vs latest", {
+                    "old": querying(ctx, 1, 1),
+                    "latest": querying(ctx, None, RELEASES),
+                }, settings, extra),
+            ]
+        finally:
+            ctx.close()  # flush the audit log before the folder goes
