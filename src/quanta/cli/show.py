@@ -94,6 +94,11 @@ def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float
         "export TOKEN=$(quanta token create ana --group analysts)",
         "curl -s localhost:8080/api/v1/query -H \"Authorization: Bearer $TOKEN\" "
         "-d '{\"sql\": \"SELECT * FROM listening.play_events LIMIT 3\"}'",
+        "curl -s \"localhost:8080/api/v1/products/listening/play_events/ports/plays/rows?limit=3\" "
+        "-H \"Authorization: Bearer $TOKEN\"",
+        "curl -s localhost:8080/api/v1/query -H \"Authorization: Bearer $TOKEN\" "
+        "-H 'Accept: application/vnd.apache.parquet' -d '{\"sql\": \"SELECT * FROM "
+        "artists.catalog\"}' -o catalog.parquet",
         "python -c \"import quanta, os; c = quanta.connect('grpc://127.0.0.1:8815', "
         "token=os.environ['TOKEN']); print(c.sql('SELECT count(*) FROM listening.play_events'))\"",
     ]
