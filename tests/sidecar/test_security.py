@@ -308,3 +308,20 @@ def test_downstream_products_do_not_see_pseudonym_columns(secure: Path, tmp_path
                  "{name: raw, type: product, product: quanta://people/listeners}"))
     [result] = MeshContext(mesh).build(["people.copies"])
     assert result.ok, result.error and result.error.render()
+
+
+def test_an_empty_release_reads_with_the_declared_columns(secure: Path, tmp_path: Path) -> None:
+    import shutil
+
+    mesh = tmp_path / "m"
+    shutil.copytree(secure, mesh, ignore=shutil.ignore_patterns("*.tmp"))
+    csv = mesh / "domains/people/listeners/listeners.csv"
+    csv.write_text(csv.read_text().splitlines()[0] + "\n")
+    ctx = MeshContext(mesh)
+    [result] = ctx.build(["people.listeners"])
+    assert result.ok and result.release is not None and result.release.rows == 0
+    table = ctx.query("SELECT * FROM people.listeners", principal=who("alice")).table
+    assert table.num_rows == 0
+    assert table.column_names == ["listener_id", "email", "country", "birth_date", "plan",
+                                  "hidden", "_recorded_at"]
+    assert str(table.schema.field("listener_id").type) == "string"

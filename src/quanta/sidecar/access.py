@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from quanta.address import Address
-from quanta.engine.duckdb import keyed_hash, literal, quote
+from quanta.engine.duckdb import keyed_hash, quote
 from quanta.engine.types import duckdb_type
 from quanta.errors import QuantaError
 from quanta.sidecar.grants import AccessGrant
@@ -44,12 +44,11 @@ class PortAccess:
         return {f"{prefix}.{column}": f"{method}: {self.why_masked.get(column, '')}"
                 for column, method in self.masked.items()}
 
-    def relation_sql(self, port: OutputPort, files: list[str], mask_key: str,
+    def relation_sql(self, port: OutputPort, source: str, mask_key: str,
                      pseudonyms: dict[str, str] | None = None) -> str:
-        """The secure relation: masks applied to columns, filters applied to rows.
-
-        ``pseudonyms`` names stored columns holding a hash mask's values already.
-        """
+        """The secure relation over ``source`` (the release's data): masks applied to
+        columns, filters applied to rows. ``pseudonyms`` names stored columns holding a hash
+        mask's values already."""
         stored = pseudonyms or {}
         columns = []
         for f in port.fields:
@@ -61,9 +60,8 @@ class PortAccess:
             else:
                 columns.append(_mask(f, method, mask_key) + f" AS {quote(f.name)}")
         columns.append(RECORDED_AT)
-        listing = ", ".join(literal(f) for f in files)
         where = " AND ".join(f"({c})" for c in self.filters) or "true"
-        return f"SELECT {', '.join(columns)} FROM read_parquet([{listing}]) WHERE {where}"
+        return f"SELECT {', '.join(columns)} FROM {source} WHERE {where}"
 
 
 def _mask(spec: FieldSpec, method: str, key: str) -> str:

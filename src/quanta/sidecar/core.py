@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from quanta.address import Address
 from quanta.engine.base import EngineLimits
-from quanta.engine.duckdb import DuckDBDatabase, quote
+from quanta.engine.duckdb import DuckDBDatabase, literal, quote
 from quanta.errors import NotFoundError, QuantaError, QueryError
 from quanta.sidecar.access import PortAccess, decide
 from quanta.sidecar.audit import AuditLog
@@ -212,23 +212,25 @@ class Sidecar:
                 storage.verify(release, [address.port])
                 port = self.mesh.product(address).spec.port(address.port)
                 assert port is not None
-                files = [str(f) for f in storage.data_files(release, address.port)]
-                if not files:
-                    empty = f"__empty_{relation_name(address)}"
-                    session.load_table(empty, storage.arrow_schema(release, address.port)
-                                       .empty_table())
-                    files = []
+                files = storage.data_files(release, address.port)
+                if files:
+                    source = f"read_parquet([{', '.join(literal(str(f)) for f in files)}])"
+                else:  # an empty release has no files; masks still shape its columns
+                    source = quote(f"__empty_{relation_name(address)}")
+                    session.load_table(source.strip('"'), storage.arrow_schema(
+                        release, address.port).empty_table())
                 written = release.ports[address.port]
                 pseudonyms = written.pseudonyms if written.key_id == self._key_id else None
-                relation = (access[str(address)].relation_sql(port, files, self._mask_key,
-                                                              pseudonyms)
-                            if files else f"SELECT * FROM {quote(empty)}")
+                relation = access[str(address)].relation_sql(port, source, self._mask_key,
+                                                             pseudonyms)
                 # inline, not a view: one statement per query, nothing to create or drop
                 sql = sql.replace(quote(relation_name(address)), f"({relation})")
             timer = WATCHDOG.after(limits.timeout, session.con.interrupt)
             try:
                 reader = session.reader(sql, BATCH_ROWS)
             except duckdb.Error as exc:
+                if timer is not None:
+                    timer.cancel()
                 raise _engine_error(exc, limits) from None
         except BaseException:
             session.close()
@@ -236,7 +238,7 @@ class Sidecar:
         stream = QueryStream(schema=reader.schema,
                              snapshot={k: r.release for k, r in releases.items()},
                              ports=gated.ports, access=access)
-        stream._reader = _limited(reader, limits, stream)
+        stream._reader = _limited(reader, limits)
         done = threading.Event()
 
         def finish(error: BaseException | None) -> None:
@@ -273,8 +275,7 @@ class Sidecar:
         self.database.close()
 
 
-def _limited(reader: pa.RecordBatchReader, limits: QueryLimits, stream: QueryStream
-             ) -> Iterator[pa.RecordBatch]:
+def _limited(reader: pa.RecordBatchReader, limits: QueryLimits) -> Iterator[pa.RecordBatch]:
     rows = size = 0
     for batch in reader:
         rows += batch.num_rows
