@@ -325,3 +325,25 @@ def test_an_empty_release_reads_with_the_declared_columns(secure: Path, tmp_path
     assert table.column_names == ["listener_id", "email", "country", "birth_date", "plan",
                                   "hidden", "_recorded_at"]
     assert str(table.schema.field("listener_id").type) == "string"
+
+
+def test_policy_explain_says_what_decides_and_shows_the_engine_query(secure: Path) -> None:
+    ctx = MeshContext(secure)
+    report = ctx.sidecar.explain(who("de_only"), "SELECT email FROM people.listeners")
+    [port] = report["ports"]
+    assert port["allowed"] and port["row_filters"] == ["NOT hidden", "country = 'DE'"]
+    assert "mask pii columns (hash)" in port["masked"]["people.listeners.listeners.email"]
+    assert report["snapshot"] == {"people.listeners": 1}
+    key = (secure / ".quanta/security/mask.key").read_text().strip()
+    assert key not in report["rewritten"] and str(secure) not in report["rewritten"]
+    assert "country = 'DE'" in report["rewritten"]
+
+    shown = cli("policy", "explain", "--as", "de_only", "SELECT email FROM people.listeners",
+                "--mesh", str(secure))
+    assert shown.exit_code == 0
+    assert "rows only where country = 'DE'" in shown.stdout
+    assert "the engine runs" in shown.stdout
+    denied = cli("policy", "explain", "--as", "bob", "SELECT * FROM people.listeners",
+                 "--mesh", str(secure))
+    assert denied.exit_code == 1 and "denied quanta://people/listeners/listeners" in denied.stdout
+    assert "quanta grant bob" in denied.stdout

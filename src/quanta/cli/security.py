@@ -202,3 +202,49 @@ def audit_tail(
                       str(r.get("duration_ms", "")), str(detail)[:60])
     out.print(table)
 
+
+
+policy_app = typer.Typer(help="Explain how policies apply.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("explain")
+@boundary
+def policy_explain(
+    sql: Annotated[str, typer.Argument(help="the query to explain")],
+    as_principal: Annotated[str | None, typer.Option(
+        "--as", help="the principal (default: the mesh operator)")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="a group of --as (repeatable)")] = None,
+    purpose: Annotated[str | None, typer.Option(help="the purpose of the query")] = None,
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """Which policies let a principal read each port, what they mask and filter, and the
+    query the engine would run."""
+    import sqlglot
+
+    ctx = context(mesh)
+    who = ctx.principal(as_principal, group) if as_principal else None
+    report = ctx.sidecar.explain(who or ctx.sidecar.operator(), sql, purpose=purpose)
+    if as_json:
+        out.print_json(json.dumps(report, default=str))
+        return
+    out.print(f"[bold]{report['principal']}[/]" + (f" for purpose '{purpose}'" if purpose
+                                                    else ""))
+    for port in report["ports"]:
+        mark = "[green]allowed[/]" if port["allowed"] else "[red]denied[/]"
+        out.print(f"\n{mark} {port['port']}")
+        for why in port["why"]:
+            out.print(f"  because: {why}", soft_wrap=True)
+        if port.get("hint"):
+            out.print(f"  hint: {port['hint']}", soft_wrap=True)
+        for column, how in (port.get("masked") or {}).items():
+            out.print(f"  [yellow]masked[/] {column.rsplit('.', 1)[-1]}: {how}", soft_wrap=True)
+        for condition in port.get("row_filters") or []:
+            out.print(f"  [yellow]rows[/] only where {condition}", soft_wrap=True)
+    if report.get("rewritten"):
+        pretty = sqlglot.transpile(report["rewritten"], read="duckdb", write="duckdb",
+                                   pretty=True)[0]
+        out.print("\n[bold]the engine runs[/]")
+        out.print(pretty, highlight=False, soft_wrap=True)
+    if not report["allowed"]:
+        raise typer.Exit(1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from quanta.address import Address
 from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBDatabase, literal, quote
 from quanta.errors import NotFoundError, QuantaError, QueryError
-from quanta.sidecar.access import PortAccess, decide
+from quanta.sidecar.access import AuthorizationError, PortAccess, decide
 from quanta.sidecar.audit import AuditLog
 from quanta.sidecar.gate import GatedQuery, gate
 from quanta.sidecar.grants import GrantStore
@@ -203,28 +203,22 @@ class Sidecar:
              releases: dict[str, Release], limits: QueryLimits, record: dict[str, Any],
              started: float) -> QueryStream:
         session = self.database.session()
-        sql = gated.rewritten
+
+        def source(address: Address, release: Release) -> str:
+            assert address.port is not None
+            storage = ProductStorage(self.mesh.storage_root, address.product_key)
+            storage.verify(release, [address.port])
+            files = storage.data_files(release, address.port)
+            if files:
+                return f"read_parquet([{', '.join(literal(str(f)) for f in files)}])"
+            # an empty release has no files; masks still shape its columns
+            empty = f"__empty_{relation_name(address)}"
+            session.load_table(empty, storage.arrow_schema(release, address.port)
+                               .empty_table())
+            return quote(empty)
+
         try:
-            for address in gated.ports:
-                storage = ProductStorage(self.mesh.storage_root, address.product_key)
-                release = releases[address.product_key]
-                assert address.port is not None
-                storage.verify(release, [address.port])
-                port = self.mesh.product(address).spec.port(address.port)
-                assert port is not None
-                files = storage.data_files(release, address.port)
-                if files:
-                    source = f"read_parquet([{', '.join(literal(str(f)) for f in files)}])"
-                else:  # an empty release has no files; masks still shape its columns
-                    source = quote(f"__empty_{relation_name(address)}")
-                    session.load_table(source.strip('"'), storage.arrow_schema(
-                        release, address.port).empty_table())
-                written = release.ports[address.port]
-                pseudonyms = written.pseudonyms if written.key_id == self._key_id else None
-                relation = access[str(address)].relation_sql(port, source, self._mask_key,
-                                                             pseudonyms)
-                # inline, not a view: one statement per query, nothing to create or drop
-                sql = sql.replace(quote(relation_name(address)), f"({relation})")
+            sql = self._secure_sql(gated, access, releases, source)
             timer = WATCHDOG.after(limits.timeout, session.con.interrupt)
             try:
                 reader = session.reader(sql, BATCH_ROWS)
@@ -256,6 +250,53 @@ class Sidecar:
 
         stream._finish = finish
         return stream
+
+    def _secure_sql(self, gated: GatedQuery, access: dict[str, PortAccess],
+                    releases: dict[str, Release],
+                    source: Callable[[Address, Release], str]) -> str:
+        """The gated query with every port replaced by its secure relation over ``source``."""
+        sql = gated.rewritten
+        for address in gated.ports:
+            assert address.port is not None
+            release = releases[address.product_key]
+            port = self.mesh.product(address).spec.port(address.port)
+            assert port is not None
+            written = release.ports[address.port]
+            pseudonyms = written.pseudonyms if written.key_id == self._key_id else None
+            relation = access[str(address)].relation_sql(
+                port, source(address, release), self._mask_key, pseudonyms)
+            # inline, not a view: one statement per query, nothing to create or drop
+            sql = sql.replace(quote(relation_name(address)), f"({relation})")
+        return sql
+
+    def explain(self, principal: Principal, sql: str, as_of: AsOf | None = None,
+                purpose: str | None = None) -> dict[str, Any]:
+        """What a query would read, which policies decide it and the SQL the engine would run
+        (release files and the mask key left out); refusals are explained, not raised."""
+        gated = gate(sql, self._resolve, relation_name)
+        ports: list[dict[str, Any]] = []
+        access: dict[str, PortAccess] = {}
+        for address in gated.ports:
+            entry: dict[str, Any] = {"port": str(address)}
+            try:
+                decided = self._decide(principal, purpose, address)
+            except AuthorizationError as exc:
+                entry.update(allowed=False, why=[exc.message], hint=exc.hint)
+            else:
+                access[str(address)] = decided
+                entry.update(allowed=True, why=decided.why, masked=decided.explain(),
+                             row_filters=decided.filters)
+            ports.append(entry)
+        result: dict[str, Any] = {"principal": principal.name, "purpose": purpose,
+                                  "ports": ports, "allowed": len(access) == len(ports)}
+        if result["allowed"] and ports:
+            releases = self._pin(gated, as_of)
+            result["snapshot"] = {k: r.release for k, r in releases.items()}
+            secure = self._secure_sql(
+                gated, access, releases,
+                lambda a, r: f"release_{r.release}_of_{a.domain}_{a.product}_{a.port}")
+            result["rewritten"] = secure.replace(self._mask_key, "<mask key>")
+        return result
 
     def _audit(self, record: dict[str, Any], started: float,
                error: BaseException | None) -> None:
