@@ -154,7 +154,11 @@ def measure(mesh: Any, token: str, port: Address, files: list[str],
         access = decide(principal, None, product, port, sidecar.grants.grants())
         if not access.masked or not access.filters:
             raise RuntimeError(f"{principal} should read masked, filtered rows: {access}")
-        relation = access.relation_sql(spec, files, sidecar._mask_key)
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        release = ctx.storage(port.product_key).latest()
+        assert release is not None and port.port is not None
+        relation = access.relation_sql(spec, f"read_parquet([{listing}])", sidecar._mask_key,
+                                       release.ports[port.port].pseudonyms)
         plain.execute("SET TimeZone = 'UTC'")
         plain.execute(f"CREATE VIEW {quote(relation_name(port))} AS {relation}")
 

@@ -43,8 +43,20 @@ def encode(stream: QueryStream, media: str) -> Iterator[bytes]:
     """The stream's bytes in ``media``; errors after the first byte end the body early."""
     if media == NDJSON:
         return _ndjson(stream)
-    opener = {ARROW: pa.ipc.new_stream, CSV: pacsv.CSVWriter}.get(media, pq.ParquetWriter)
-    return _written(stream, opener)
+    if media == ARROW:
+        return _arrow(stream)
+    return _written(stream, pacsv.CSVWriter if media == CSV else pq.ParquetWriter)
+
+
+END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _arrow(stream: QueryStream) -> Iterator[bytes]:
+    """The Arrow IPC stream format, one encapsulated message per batch (one copy each)."""
+    yield stream.schema.serialize().to_pybytes()
+    for batch in stream:
+        yield batch.serialize().to_pybytes()
+    yield END_OF_STREAM
 
 
 class _Sink(io.RawIOBase):
