@@ -36,6 +36,15 @@ def build_then_break(mesh: Path, edit: dict[str, str]) -> QuantaError:
     return second.error
 
 
+def build_python_product(mesh: Path, code: str) -> tuple[Path, QuantaError | None]:
+    """Replace shop.customers_py's transform with ``code``; build it and its upstream."""
+    product = mesh / "domains/shop/customers_py"
+    (product / "transform.py").write_text(code)
+    results = {r.product: r for r in MeshContext(mesh).build(["shop.orders",
+                                                              "shop.customers_py"])}
+    return product, results["shop.customers_py"].error
+
+
 def spec_text(mesh: Path) -> str:
     return (mesh / ORDERS / "dataproduct.yaml").read_text()
 
@@ -79,25 +88,18 @@ def test_undeclared_input_is_refused_by_name(tiny_mesh: Path, sql: str, named: s
 
 
 def test_python_transform_cannot_read_undeclared_input(tiny_mesh: Path) -> None:
-    product = tiny_mesh / "domains/shop/customers_py"
-    (product / "transform.py").write_text(
-        "def transform(inputs):\n    return {'customers': inputs['payments']}\n")
-    ctx = MeshContext(tiny_mesh)
-    results = {r.product: r for r in ctx.build(["shop.orders", "shop.customers_py"])}
-    error = results["shop.customers_py"].error
+    _, error = build_python_product(
+        tiny_mesh, "def transform(inputs):\n    return {'customers': inputs['payments']}\n")
     assert error is not None and error.code == "undeclared_input"
     assert "'payments'" in error.message
 
 
 def test_engine_blocks_file_reads_even_past_the_parser(tiny_mesh: Path) -> None:
-    product = tiny_mesh / "domains/shop/customers_py"
-    (product / "transform.py").write_text(
+    _, error = build_python_product(
+        tiny_mesh,
         "def transform(inputs):\n"
         "    rel = inputs['orders']\n"
         "    return {'customers': rel.query('o', \"SELECT * FROM read_csv('/etc/hostname')\")}\n")
-    ctx = MeshContext(tiny_mesh)
-    results = {r.product: r for r in ctx.build(["shop.orders", "shop.customers_py"])}
-    error = results["shop.customers_py"].error
     assert error is not None
     assert "disabled by configuration" in error.message
     assert ":3:" in str(error.location)
@@ -119,16 +121,12 @@ def test_sql_runtime_error_is_the_users_error(tiny_mesh: Path) -> None:
 
 
 def test_python_transform_that_raises_reports_the_users_line(tiny_mesh: Path) -> None:
-    product = tiny_mesh / "domains/shop/customers_py"
-    (product / "transform.py").write_text(
-        "def helper(x):\n    return 1 / x\n\n\ndef transform(inputs):\n    helper(0)\n")
-    ctx = MeshContext(tiny_mesh)
-    results = {r.product: r for r in ctx.build(["shop.orders", "shop.customers_py"])}
-    error = results["shop.customers_py"].error
+    product, error = build_python_product(
+        tiny_mesh, "def helper(x):\n    return 1 / x\n\n\ndef transform(inputs):\n    helper(0)\n")
     assert error is not None and error.code == "transform_failed"
     assert "ZeroDivisionError" in error.message
     assert str(error.location) == f"{product / 'transform.py'}:2:12"
-    run = results["shop.customers_py"].run
+    run = MeshContext(tiny_mesh).runs("shop.customers_py")[-1]
     assert run.error is not None and "ZeroDivisionError" in str(run.error.get("traceback"))
 
 

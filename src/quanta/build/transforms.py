@@ -234,10 +234,3 @@ def _user_frame(exc: BaseException, file: Path) -> Location:
         if Path(frame.filename).resolve() == file:
             where = Location(file, frame.lineno, (frame.colno or 0) + 1 if frame.colno else None)
     return where
-
-
-def user_traceback(exc: BaseException, file: Path) -> str:
-    """The part of a traceback inside the user's own file, for run logs."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if Path(f.filename).resolve() == file]
-    return "".join(traceback.format_list(frames))

@@ -26,12 +26,3 @@ class Principal:
 
     def __str__(self) -> str:
         return self.name
-
-
-@dataclass(frozen=True)
-class Request:
-    """A read request as the sidecar sees it, before any decision."""
-
-    principal: Principal
-    purpose: str | None = None
-    mode: str = "sql"

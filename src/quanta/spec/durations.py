@@ -18,12 +18,3 @@ def parse_duration(text: str) -> timedelta:
             "e.g. 30s, 15m, 1h, 400d or 2w"
         )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest exact spelling of ``value`` in the units parse_duration reads."""
-    seconds = int(value.total_seconds())
-    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
