@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from quanta.build.schema import arrow_schema, conform
@@ -23,7 +24,7 @@ from quanta.build.transforms import run_python, run_sql
 from quanta.console import Reporter, SilentReporter
 from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, quote
-from quanta.errors import ChecksFailedError, QuantaError
+from quanta.errors import ChecksFailedError, QuantaError, StorageError
 from quanta.inputs import InputContext, connector_for
 from quanta.quality.checks import quality_metrics, run_checks
 from quanta.quality.profile import profile_table
@@ -40,6 +41,7 @@ from quanta.storage import (
 )
 from quanta.storage.keys import key_id, mask_key
 from quanta.storage.manifest import CheckResult
+from quanta.storage.products import FILE_BYTES, ROW_GROUP_ROWS
 
 PSEUDONYM_PREFIX = "_pseudonym_"
 
@@ -197,8 +199,21 @@ class Builder:
         extra = "".join(f", {keyed_hash(quote(c), key)} AS {quote(name)}"
                         for c, name in stored.items())
         schema = pa.schema([*declared, *(pa.field(n, pa.string()) for n in stored.values())])
-        reader = session.reader(f"SELECT *{extra} FROM {table}")
-        written = storage.write_port(port.name, reader.cast(schema), declared)
+        # clustered by key: each data file and row group covers a narrow key range, so a
+        # lookup by key reads one row group of one file (see quanta.sidecar.skipping)
+        order = f" ORDER BY {', '.join(quote(c) for c in port.primary_key)}" \
+            if port.primary_key else ""
+        query = f"SELECT *{extra} FROM {table}{order}"
+        folder = storage.port_path(port.name)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            files = session.write_parquet(query, folder, ROW_GROUP_ROWS,
+                                          FILE_BYTES)
+        except (duckdb.Error, OSError) as exc:
+            raise StorageError(
+                f"writing port '{port.name}' of {spec.key} failed: {str(exc).splitlines()[0]}",
+                hint="check free disk space and permissions of the storage root") from None
+        written = storage.commit_port(port.name, files, schema, declared)
         if not stored:
             return written
         return written.model_copy(update={"pseudonyms": stored, "key_id": key_id(key)})

@@ -61,6 +61,11 @@ class EngineSession(Protocol):
     def reader(self, sql: str, batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
         """Run a query and stream the result."""
 
+    def write_parquet(self, sql: str, folder: Path, row_group_rows: int, file_bytes: int
+                      ) -> list[Path]:
+        """Write the result of ``sql``, in its order, as new Parquet files in ``folder``."""
+        ...
+
     def close(self) -> None:
         """Release the session's resources."""
 

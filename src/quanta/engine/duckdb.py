@@ -110,6 +110,17 @@ class DuckDBSession:
     def reader(self, sql: str, batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
         return self.con.sql(sql).to_arrow_reader(batch_rows)
 
+    def write_parquet(self, sql: str, folder: Path, row_group_rows: int, file_bytes: int
+                      ) -> list[Path]:
+        """Write the result of ``sql``, in its order, as new Parquet files (snappy) in
+        ``folder``: a new file after each ``file_bytes``, never one that exists already."""
+        options = (f"FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE {int(row_group_rows)}, "
+                   f"FILE_SIZE_BYTES {int(file_bytes)}, FILENAME_PATTERN 'part-{{uuid}}', "
+                   "PRESERVE_ORDER true, APPEND, RETURN_FILES")
+        [(_, files)] = self.con.sql(f"COPY ({sql}) TO {literal(str(folder))} ({options})"
+                                    ).fetchall()
+        return [Path(f) for f in files]
+
     def scalar(self, sql: str) -> Any:
         rows = self.con.sql(sql).fetchall()
         return rows[0][0] if rows else None

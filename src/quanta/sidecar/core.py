@@ -20,6 +20,7 @@ from quanta.address import Address
 from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBDatabase, literal, quote
 from quanta.errors import NotFoundError, QuantaError, QueryError
+from quanta.sidecar import skipping
 from quanta.sidecar.access import AuthorizationError, PortAccess, decide
 from quanta.sidecar.audit import AuditLog
 from quanta.sidecar.gate import GatedQuery, gate
@@ -209,6 +210,8 @@ class Sidecar:
             storage = ProductStorage(self.mesh.storage_root, address.product_key)
             storage.verify(release, [address.port])
             files = storage.data_files(release, address.port)
+            if gated.tree is not None and len(files) > 1:
+                files = skipping.keep(files, self._lookups(gated, access, address))
             if files:
                 return f"read_parquet([{', '.join(literal(str(f)) for f in files)}])"
             # an empty release has no files; masks still shape its columns
@@ -250,6 +253,16 @@ class Sidecar:
 
         stream._finish = finish
         return stream
+
+    def _lookups(self, gated: GatedQuery, access: dict[str, PortAccess], address: Address
+                 ) -> skipping.Lookups:
+        """Key values the query pins on columns of ``address`` its reader sees in clear."""
+        assert gated.tree is not None and address.port is not None
+        port = self.mesh.product(address).spec.port(address.port)
+        assert port is not None
+        masked = access[str(address)].masked
+        clear = {f.name.lower() for f in port.fields if f.name not in masked}
+        return skipping.lookups(gated.tree, relation_name(address), clear)
 
     def _secure_sql(self, gated: GatedQuery, access: dict[str, PortAccess],
                     releases: dict[str, Release],

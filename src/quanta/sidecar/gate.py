@@ -8,7 +8,7 @@ relation the sidecar prepared at a pinned release.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -30,6 +30,7 @@ class GatedQuery:
     text: str
     ports: tuple[Address, ...]
     rewritten: str
+    tree: exp.Expr | None = field(default=None, compare=False, repr=False)
 
 
 def gate(sql: str, resolve: Callable[[Address], Address],
@@ -115,4 +116,4 @@ def _gate(sql: str, resolve: Callable[[Address], Address],
             alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
         )
         table.replace(replacement)
-    return GatedQuery(sql, tuple(dict.fromkeys(ports)), tree.sql("duckdb", copy=False))
+    return GatedQuery(sql, tuple(dict.fromkeys(ports)), tree.sql("duckdb", copy=False), tree)

@@ -17,11 +17,12 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, WriterProperties, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
 from deltalake.exceptions import DeltaError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from pydantic import ValidationError
 
 from quanta.errors import NotFoundError, StorageError
@@ -34,9 +35,10 @@ _verified: dict[tuple[str, int, int], str] = {}
 # both are cached by modification time so a read does not parse JSON again.
 _manifests: dict[str, tuple[tuple[int, int], Release]] = {}
 _listings: dict[str, tuple[int, list[int]]] = {}
-# Small row groups let a point lookup read a few thousand rows, not a million, and let
-# readers spread a scan over more threads.
-_WRITER = WriterProperties(max_row_group_size=32_768, compression="SNAPPY")
+# Data files are written in key order (see the build's writer) in small row groups, so a
+# lookup by key reads one row group of one file; files stay near the usual Delta size.
+ROW_GROUP_ROWS = 16_384
+FILE_BYTES = 128 * 1024 * 1024
 
 
 def schema_hash(schema: pa.Schema) -> str:
@@ -157,37 +159,36 @@ class ProductStorage:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def write_port(self, port: str, data: pa.RecordBatchReader | pa.Table,
-                   declared: pa.Schema | None = None) -> PortRelease:
-        """Write ``data`` as a new Delta version of ``port``; unreleased until committed.
+    def commit_port(self, port: str, files: list[Path], schema: pa.Schema,
+                    declared: pa.Schema | None = None) -> PortRelease:
+        """Make ``files`` (Parquet, written into the port's folder) the port's next Delta
+        version, replacing the previous one's; unreleased until the release is committed.
 
-        ``declared`` is the port's own schema when ``data`` also carries derived columns; the
-        schema hash is of the declared part.
+        ``schema`` is every stored column (nullability as declared); ``declared`` is the
+        port's own part of it when derived columns are stored too, and is what the schema
+        hash covers.
         """
         path = self.port_path(port)
-        path.mkdir(parents=True, exist_ok=True)
-        schema = declared or data.schema
+        for file in files:
+            if file.parent != path:
+                raise StorageError(f"{file} is not in the folder of port '{port}' of {self.key}")
+            _check_columns(file, schema)
         try:
-            write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite",
-                            writer_properties=_WRITER)
-            table = DeltaTable(str(path))
+            actions, data_files, rows = _add_files(files)
+            if (path / "_delta_log").is_dir():
+                replacing: list[AddAction | RemoveAction] = [*actions]
+                DeltaTable(str(path)).create_write_transaction(
+                    replacing, mode="overwrite", schema=Schema.from_arrow(schema))
+            else:
+                create_table_with_add_actions(str(path), Schema.from_arrow(schema), actions)
+            version = DeltaTable(str(path)).version()
         except (DeltaError, OSError) as exc:
             raise StorageError(
                 f"writing port '{port}' of {self.key} failed: {exc}",
                 hint="check free disk space and permissions of the storage root",
             ) from None
-        files = []
-        rows = 0
-        for action in _add_actions(table):
-            file = path / action["path"]
-            files.append(DataFile(
-                path=action["path"], size=file.stat().st_size, sha256=sha256_file(file)
-            ))
-            rows += int(action["num_records"] or 0)
-        return PortRelease(
-            delta_version=table.version(), schema_hash=schema_hash(schema), rows=rows,
-            files=files,
-        )
+        return PortRelease(delta_version=version, schema_hash=schema_hash(declared or schema),
+                           rows=rows, files=data_files)
 
     def commit(self, release: Release) -> Release:
         """Make ``release`` visible to readers; fails if that number was taken meanwhile."""
@@ -213,10 +214,43 @@ class ProductStorage:
             ) from None
 
 
-def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
-    # from_stream, not pa.table(): the latter would import pandas (a quarter second)
-    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
-    return actions.select(["path", "num_records"]).to_pylist()
+def _check_columns(file: Path, schema: pa.Schema) -> None:
+    written = pq.read_schema(file)
+    if [(f.name, f.type) for f in written] != [(f.name, f.type) for f in schema]:
+        raise StorageError(
+            f"{file.name} does not hold the port's columns: "
+            f"{', '.join(f'{f.name} {f.type}' for f in written)}",
+            hint="this is a bug in quanta; please report it with the product's spec")
+
+
+def _add_files(files: list[Path]) -> tuple[list[AddAction], list[DataFile], int]:
+    """Delta add actions (row and null counts as statistics) and digests of new files."""
+    actions, data_files, rows = [], [], 0
+    for file in files:
+        metadata = pq.ParquetFile(file).metadata
+        stat = file.stat()
+        stats = {"numRecords": metadata.num_rows, "nullCount": _null_counts(metadata)}
+        actions.append(AddAction(file.name, stat.st_size, {}, stat.st_mtime_ns // 1_000_000,
+                                 True, json.dumps(stats)))
+        data_files.append(DataFile(path=file.name, size=stat.st_size,
+                                   sha256=sha256_file(file)))
+        rows += metadata.num_rows
+    return actions, data_files, rows
+
+
+def _null_counts(metadata: pq.FileMetaData) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    unknown: set[str] = set()
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            stats = chunk.statistics
+            if stats is None or not stats.has_null_count:
+                unknown.add(chunk.path_in_schema)
+                continue
+            counts[chunk.path_in_schema] = counts.get(chunk.path_in_schema, 0) + stats.null_count
+    return {name: n for name, n in counts.items() if name not in unknown}
 
 
 class RunLog:

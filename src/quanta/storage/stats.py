@@ -1,0 +1,73 @@
+"""Per-file column bounds, read from Parquet footers, for skipping files a query cannot match.
+
+Data files never change once released, so a file's bounds are read once and kept, keyed by
+path, size and modification time like the integrity check.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+Bound = str | int
+Bounds = dict[str, tuple[Bound, Bound]]
+
+_cache: dict[tuple[str, int, int], Bounds] = {}
+_lock = threading.Lock()
+
+
+def column_bounds(path: Path) -> Bounds:
+    """Lowest and highest value of each string or integer column of a Parquet file.
+
+    A column is left out when any row group lacks statistics for it, so a missing entry
+    means "unknown", never "empty". Truncated string statistics are still true bounds.
+    """
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    bounds = _read_bounds(path)
+    with _lock:
+        _cache[key] = bounds
+    return bounds
+
+
+def _read_bounds(path: Path) -> Bounds:
+    metadata = pq.ParquetFile(path).metadata
+    found: dict[str, tuple[Bound, Bound]] = {}
+    unknown: set[str] = set()
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        if row_group.num_rows == 0:
+            continue
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            name = chunk.path_in_schema
+            if name in unknown:
+                continue
+            stats = chunk.statistics
+            low = high = None
+            if stats is not None and stats.has_min_max:
+                low, high = stats.min, stats.max
+            if not _comparable(low) or not _comparable(high) or type(low) is not type(high):
+                unknown.add(name)
+                found.pop(name, None)
+                continue
+            assert low is not None and high is not None
+            if name in found:
+                old_low, old_high = found[name]
+                if type(old_low) is not type(low):
+                    unknown.add(name)
+                    found.pop(name)
+                    continue
+                low, high = min(old_low, low), max(old_high, high)
+            found[name] = (low, high)
+    return found
+
+
+def _comparable(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
