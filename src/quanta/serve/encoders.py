@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +23,10 @@ CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 MEDIA_TYPES = (ARROW, NDJSON, CSV, PARQUET)
 SMALL_BATCH = 64
+# JSON encoding is the slow part of an NDJSON answer; polars releases the GIL, so encoding
+# on a few threads while the engine reads the next batch keeps more of the machine busy
+ENCODERS = 2
+_POOL = ThreadPoolExecutor(max_workers=ENCODERS, thread_name_prefix="quanta-encode")
 
 
 def choose(accept: str | None) -> str:
@@ -79,26 +85,61 @@ class _Sink(io.RawIOBase):
 
 
 def _ndjson(stream: QueryStream) -> Iterator[bytes]:
-    import polars as pl
-
     sent = False
     try:
-        for batch in stream:
-            sent = sent or batch.num_rows > 0
-            if 0 < batch.num_rows <= SMALL_BATCH:
-                # for a few rows, plain json is quicker than starting polars
-                yield "".join(json.dumps(row, default=_json_value, separators=(",", ":")) + "\n"
-                              for row in batch.to_pylist()).encode()
-            elif batch.num_rows:
-                frame = pl.from_arrow(_text_for_binary(batch))
-                buffer = io.BytesIO()
-                frame.write_ndjson(buffer)  # type: ignore[union-attr]
-                yield buffer.getvalue()
+        for chunk in _in_order(stream, _ndjson_batch):
+            sent = sent or bool(chunk)
+            yield chunk
     except QuantaError as exc:
         if not sent:
             raise  # nothing sent yet: the client gets a proper error status
         # the status line is gone; the last line tells the client why the body ends here
         yield (json.dumps({"error": exc.to_dict()}) + "\n").encode()
+
+
+def _ndjson_batch(batch: pa.RecordBatch) -> bytes:
+    import polars as pl
+
+    if batch.num_rows == 0:
+        return b""
+    if batch.num_rows <= SMALL_BATCH:
+        # for a few rows, plain json is quicker than starting polars
+        return "".join(json.dumps(row, default=_json_value, separators=(",", ":")) + "\n"
+                       for row in batch.to_pylist()).encode()
+    frame = pl.from_arrow(_text_for_binary(batch))
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)  # type: ignore[union-attr]
+    return buffer.getvalue()
+
+
+def _in_order(batches: Iterable[pa.RecordBatch], encode_one: Callable[[pa.RecordBatch], bytes],
+              ahead: int = ENCODERS) -> Iterator[bytes]:
+    """Encode batches on the encoder threads while the next ones are read; bytes in order.
+
+    At most ``ahead`` batches wait to be sent, so memory stays bounded. When reading fails,
+    the batches read before the failure are still sent, then the error is raised.
+    """
+    pending: deque[Future[bytes]] = deque()
+    reading = iter(batches)
+    failure: Exception | None = None
+    try:
+        for batch in reading:
+            pending.append(_POOL.submit(encode_one, batch))
+            while len(pending) > ahead:
+                yield pending.popleft().result()
+    except GeneratorExit:  # the client went away
+        for future in pending:
+            future.cancel()
+        close = getattr(reading, "close", None)
+        if close is not None:
+            close()
+        raise
+    except Exception as exc:  # re-raised below, once what was read is sent
+        failure = exc
+    while pending:
+        yield pending.popleft().result()
+    if failure is not None:
+        raise failure
 
 
 def _json_value(value: object) -> object:
