@@ -21,7 +21,8 @@ FORBIDDEN = {
     "inputs": {"build", "quality", "sidecar", "context", "cli"},
     "quality": {"build", "sidecar", "context", "cli", "inputs"},
     "build": {"sidecar", "context", "cli"},
-    "sidecar": {"build", "context", "cli", "inputs", "quality"},
+    "sidecar": {"build", "context", "cli", "inputs", "quality", "control", "serve"},
+    "control": {"build", "context", "cli", "inputs", "quality", "serve"},
     "context": {"cli"},
 }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from quanta.address import Address
 from quanta.build.runner import Builder, BuildResult
 from quanta.console import Reporter, SilentReporter
+from quanta.control import AccessRequests
 from quanta.engine.base import EngineLimits
 from quanta.errors import NotFoundError, QuantaError
 from quanta.sidecar import AsOf, Principal, QueryResult, Sidecar
@@ -69,6 +70,10 @@ class MeshContext:
     def sidecar(self) -> Sidecar:
         """The mesh's sidecar: every read goes through it."""
         return Sidecar(self.mesh)
+
+    def access_requests(self) -> AccessRequests:
+        """The control port's access requests (ask, approve, deny)."""
+        return AccessRequests(self.sidecar)
 
     def principal(self, name: str | None = None, groups: list[str] | None = None) -> Principal:
         """The operator (default), or the principal ``name`` in ``groups``."""

@@ -48,7 +48,7 @@ def test_default_is_deny_with_a_hint(ctx: MeshContext) -> None:
     with pytest.raises(AuthorizationError) as info:
         ctx.query("SELECT * FROM people.listeners", principal=who("bob"))
     assert "bob may not read quanta://people/listeners/listeners" in info.value.message
-    assert "quanta grant bob" in (info.value.hint or "")
+    assert "quanta access request quanta://people/listeners/listeners" in (info.value.hint or "")
 
 
 def test_masks_apply_inside_the_relation(ctx: MeshContext) -> None:
@@ -346,4 +346,4 @@ def test_policy_explain_says_what_decides_and_shows_the_engine_query(secure: Pat
     denied = cli("policy", "explain", "--as", "bob", "SELECT * FROM people.listeners",
                  "--mesh", str(secure))
     assert denied.exit_code == 1 and "denied quanta://people/listeners/listeners" in denied.stdout
-    assert "quanta grant bob" in denied.stdout
+    assert "quanta access request" in denied.stdout

@@ -3,6 +3,7 @@ answers differently from a full read."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -78,13 +79,13 @@ def test_ports_are_written_in_key_order_in_disjoint_files(mesh: Path) -> None:
     files = _files(ctx)
     assert len(files) >= 3
     ranges = sorted(column_bounds(f)["play_id"] for f in files)
-    for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, high), (low, _) in itertools.pairwise(ranges):
         assert high < low
     for file in files:
         metadata = pq.ParquetFile(file).metadata
         groups = [metadata.row_group(i).column(0).statistics for i in range(
             metadata.num_row_groups)]
-        assert all(a.max < b.min for a, b in zip(groups, groups[1:], strict=False))
+        assert all(a.max < b.min for a, b in itertools.pairwise(groups))
     ctx.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,11 +14,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.address import Address
+from quanta.control import AccessRequests
 from quanta.errors import AddressError, NotFoundError, QuantaError
 from quanta.serve.encoders import ARROW, CSV, NDJSON, PARQUET, choose, encode
 from quanta.sidecar import AsOf, Principal, Sidecar
 from quanta.sidecar.access import AuthorizationError
 from quanta.sidecar.tokens import AuthenticationError
+from quanta.spec.durations import parse_duration
 from quanta.values import jsonable
 
 SNAPSHOT_HEADER = "Quanta-Snapshot"
@@ -35,6 +38,26 @@ class QueryRequest(BaseModel):
     sql: str = Field(max_length=MAX_SQL, description="one SELECT over data product ports")
     as_of: str | int | None = Field(None, description="release number or ISO timestamp")
     purpose: str | None = Field(None, max_length=200)
+
+
+class AccessRequestBody(BaseModel):
+    """Body of POST /api/v1/access-requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(max_length=500, description="quanta://domain/product[/port]")
+    purpose: str | None = Field(None, max_length=200)
+    reason: str = Field(max_length=2_000, description="what the data will be used for")
+
+
+class DecisionBody(BaseModel):
+    """Body of POST /api/v1/access-requests/{id}/approve or /deny."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires: str | None = Field(None, max_length=20,
+                                description="lifetime of the grant (approve), e.g. 90d")
+    comment: str | None = Field(None, max_length=2_000)
 
 
 def status_of(error: QuantaError) -> int:
@@ -71,7 +94,7 @@ def create_app(sidecar: Sidecar) -> FastAPI:
     @app.middleware("http")
     async def json_whatever_the_label(request: Request, call_next: Any) -> Any:
         # `curl -d '{...}'` labels JSON as a form; the query endpoint only ever takes JSON
-        if request.url.path == "/api/v1/query" and request.method == "POST":
+        if request.url.path.startswith("/api/v1/") and request.method == "POST":
             headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
             request.scope["headers"] = [*headers, (b"content-type", b"application/json")]
         return await call_next(request)
@@ -187,7 +210,46 @@ def create_app(sidecar: Sidecar) -> FastAPI:
             headers={SNAPSHOT_HEADER: stream.snapshot_header()},
         )
 
+    requests = AccessRequests(sidecar)
+
+    @app.post("/api/v1/access-requests", tags=["control"], status_code=201)
+    def request_access(body: AccessRequestBody, request: Request) -> dict[str, Any]:
+        """Ask a product's owners for read access (for a purpose); they approve or deny."""
+        item = requests.request(principal(request), body.address, body.purpose, body.reason)
+        return {"request": item.to_dict(), "owners": requests.owners(item.product)}
+
+    @app.get("/api/v1/access-requests", tags=["control"])
+    def list_access_requests(request: Request, state: str | None = None) -> dict[str, Any]:
+        """Requests the caller made, and those it may decide as an owner."""
+        if state not in (None, "pending", "approved", "denied"):
+            raise QuantaError(f"unknown state {state!r}", code="bad_request",
+                              hint="use pending, approved or denied")
+        items = requests.visible_to(principal(request), state)  # type: ignore[arg-type]
+        return {"requests": [i.to_dict() for i in items]}
+
+    @app.post("/api/v1/access-requests/{request_id}/approve", tags=["control"])
+    def approve_access(request_id: str, body: DecisionBody, request: Request
+                       ) -> dict[str, Any]:
+        """Approve (owners only): the requester gets an expiring grant (default 90 days)."""
+        lifetime = _duration(body.expires) if body.expires else None
+        item = requests.approve(principal(request), request_id, lifetime, body.comment)
+        return {"request": item.to_dict()}
+
+    @app.post("/api/v1/access-requests/{request_id}/deny", tags=["control"])
+    def deny_access(request_id: str, body: DecisionBody, request: Request) -> dict[str, Any]:
+        """Deny (owners only), with a comment saying why."""
+        item = requests.deny(principal(request), request_id, body.comment or "")
+        return {"request": item.to_dict()}
+
     return app
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise QuantaError(f"expires {text!r}: {exc}", code="duration_invalid",
+                          hint="write a duration like 90d, 12h or 30m") from None
 
 
 def _serve_docs_offline(app: FastAPI) -> None:

@@ -104,9 +104,10 @@ def decide(principal: Principal, purpose: str | None, product: Product, address:
             raise AuthorizationError(
                 f"{principal} may not read {address}" + (f" for purpose '{purpose}'"
                                                          if purpose else ""),
-                hint=f"ask the owner ({spec.owner.email or spec.owner.team}) for a grant: "
-                f"quanta grant {principal} {address}" + (f" --purpose {purpose}"
-                                                         if purpose else ""),
+                hint=f"ask the owner ({spec.owner.email or spec.owner.team}) for access: "
+                f"quanta access request {address}" + (f" --purpose {purpose}"
+                                                      if purpose else "")
+                + " --reason '...'",
             )
         access.why += [f"grant in the spec to {', '.join(p.to)}" for p in declared]
         access.why += [f"grant {g.id} to {g.subject}" for g in granted]

@@ -159,7 +159,7 @@ class Sidecar:
                 raise QueryError("the query reads no data product",
                                  hint="read a port, e.g. SELECT * FROM domain.product LIMIT 10",
                                  code="query_refused")
-            access = {str(a): self._decide(principal, purpose, a) for a in gated.ports}
+            access = {str(a): self.decide(principal, purpose, a) for a in gated.ports}
             releases = self._pin(gated, as_of)
             record["snapshot"] = {k: r.release for k, r in releases.items()}
             limits = limits_for(self.mesh.spec.serving, principal)
@@ -190,8 +190,9 @@ class Sidecar:
             )
         return Address(address.domain, address.product, port.name, address.version)
 
-    def _decide(self, principal: Principal, purpose: str | None, address: Address
-                ) -> PortAccess:
+    def decide(self, principal: Principal, purpose: str | None, address: Address
+               ) -> PortAccess:
+        """What ``principal`` may see of one port, or AuthorizationError saying why not."""
         return decide(principal, purpose, self.mesh.product(address), address,
                       self.grants.grants())
 
@@ -292,7 +293,7 @@ class Sidecar:
         for address in gated.ports:
             entry: dict[str, Any] = {"port": str(address)}
             try:
-                decided = self._decide(principal, purpose, address)
+                decided = self.decide(principal, purpose, address)
             except AuthorizationError as exc:
                 entry.update(allowed=False, why=[exc.message], hint=exc.hint)
             else:
