@@ -6,6 +6,7 @@ from functools import cached_property
 from pathlib import Path
 
 from quanta.address import Address
+from quanta.build import stability
 from quanta.build.runner import Builder, BuildResult
 from quanta.console import Reporter, SilentReporter
 from quanta.control import AccessRequests
@@ -13,6 +14,7 @@ from quanta.engine.base import EngineLimits
 from quanta.errors import NotFoundError, QuantaError
 from quanta.sidecar import AsOf, Principal, QueryResult, Sidecar
 from quanta.spec.mesh import MESH_FILE, Mesh, Product, find_mesh_root, load_mesh
+from quanta.spec.models import GrantPolicy
 from quanta.storage import ProductStorage, Release, RunLog, RunRecord
 
 
@@ -46,8 +48,31 @@ class MeshContext:
         return load_mesh(self.root)
 
     def validate(self) -> list[QuantaError]:
-        """Every problem in the mesh's specs."""
-        return list(self.mesh.problems)
+        """Every problem in the mesh's specs, and interface changes since the last release
+        that break consumers without a new major version (naming those consumers)."""
+        problems = list(self.mesh.problems)
+        for key, product in sorted(self.mesh.products.items()):
+            previous = self.storage(key).latest()
+            found = [] if previous is None else stability.changes(previous, product.spec)
+            if previous is None or not stability.unannounced(previous, product.spec, found):
+                continue
+            try:
+                stability.check_version(previous, product.spec, found, self.consumers(key))
+            except stability.BreakingChangeError as exc:
+                exc.location = product.doc.locate(("version",))
+                problems.append(exc)
+        return problems
+
+    def consumers(self, key: str) -> list[str]:
+        """Who relies on a product: downstream products, principals and groups granted it
+        (spec policies and grants) and principals who read it (from the audit log)."""
+        product = self.mesh.products[key]
+        found = [f"product {k}" for k in self.mesh.downstream(key)]
+        subjects = {s for p in product.spec.policies if isinstance(p, GrantPolicy)
+                    for s in p.to if s != "*"}
+        subjects |= {g.subject for g in self.sidecar.grants.grants() if g.product == key}
+        subjects |= self.sidecar.audit.readers(key)
+        return found + sorted(subjects)
 
     def product(self, key: str | Address) -> Product:
         """A product by ``domain.product`` or address."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from quanta.build import stability
 from quanta.build.schema import arrow_schema, conform
 from quanta.build.transforms import run_python, run_sql
 from quanta.console import Reporter, SilentReporter
@@ -140,6 +141,9 @@ class Builder:
         key = product.key
         storage = ProductStorage(self.mesh.storage_root, key)
         previous = storage.latest()
+        if previous is not None:  # before any work: a breaking change needs a new major
+            stability.check_version(previous, spec, stability.changes(previous, spec),
+                                    [f"product {k}" for k in self.mesh.downstream(key)])
         context = InputContext(product.folder, self.mesh.storage_root)
         with self.engine.session(self.limits) as session:
             with self._stage(key, "inputs", stages):
@@ -214,9 +218,10 @@ class Builder:
                 f"writing port '{port.name}' of {spec.key} failed: {str(exc).splitlines()[0]}",
                 hint="check free disk space and permissions of the storage root") from None
         written = storage.commit_port(port.name, files, schema, declared)
-        if not stored:
-            return written
-        return written.model_copy(update={"pseudonyms": stored, "key_id": key_id(key)})
+        update: dict[str, object] = {"contract": stability.contract_of(port)}
+        if stored:
+            update |= {"pseudonyms": stored, "key_id": key_id(key)}
+        return written.model_copy(update=update)
 
     @contextmanager
     def _stage(self, key: str, name: str, stages: dict[str, float]) -> Iterator[None]:

@@ -157,6 +157,24 @@ class AuditLog:
             lines = handle.read().splitlines()[-count:]
         return [json.loads(line) for line in lines if line.strip()]
 
+    def readers(self, product: str) -> set[str]:
+        """Principals who read ``product`` successfully, according to the log."""
+        found: set[str] = set()
+        if not self.file.exists():
+            return found
+        with open(self.file, encoding="utf-8") as handle:
+            for line in handle:
+                if product not in line:  # cheap pre-filter before parsing
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line; 'quanta audit verify' reports it
+                if (record.get("outcome") == "ok" and record.get("principal")
+                        and product in (record.get("snapshot") or {})):
+                    found.add(str(record["principal"]))
+        return found
+
     def verify(self) -> AuditReport:
         """Check every record's hash and link, and the head: name what was tampered with."""
         report = AuditReport(records=0)

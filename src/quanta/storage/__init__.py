@@ -3,7 +3,9 @@
 from quanta.storage.manifest import (
     CheckResult,
     DataFile,
+    FieldContract,
     InputRead,
+    PortContract,
     PortRelease,
     Release,
     RunRecord,
@@ -11,6 +13,6 @@ from quanta.storage.manifest import (
 from quanta.storage.products import ProductStorage, RunLog, schema_hash
 
 __all__ = [
-    "CheckResult", "DataFile", "InputRead", "PortRelease", "ProductStorage", "Release",
-    "RunLog", "RunRecord", "schema_hash",
+    "CheckResult", "DataFile", "FieldContract", "InputRead", "PortContract", "PortRelease",
+    "ProductStorage", "Release", "RunLog", "RunRecord", "schema_hash",
 ]

@@ -22,6 +22,23 @@ class DataFile(Record):
     sha256: str
 
 
+class FieldContract(Record):
+    """What a consumer relies on of one field: its name, type and meaning."""
+
+    name: str
+    type: str
+    classification: str
+    polyseme: str | None = None
+    nullable: bool = True
+
+
+class PortContract(Record):
+    """The interface of one port at a release, to compare the next release's with."""
+
+    fields: list[FieldContract]
+    primary_key: list[str] = Field(default_factory=list)
+
+
 class PortRelease(Record):
     """Where one output port of a release lives."""
 
@@ -32,6 +49,8 @@ class PortRelease(Record):
     pseudonyms: dict[str, str] = Field(
         default_factory=dict, description="column → stored column holding its keyed hash")
     key_id: str | None = Field(None, description="the mask key the pseudonyms were made with")
+    contract: PortContract | None = Field(
+        None, description="the port's declared interface (releases before it was kept: none)")
 
 
 class CheckResult(Record):
