@@ -92,6 +92,8 @@ class Release(Record):
     checks: list[CheckResult] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
     profile: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    erasures: list[str] = Field(default_factory=list,
+                                description="ids of erasures that removed rows from it")
 
     @property
     def rows(self) -> int:

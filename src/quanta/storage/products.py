@@ -201,6 +201,32 @@ class ProductStorage:
             )
         return release
 
+    def replace_files(self, release: Release, port: str, files: list[Path],
+                      latest: bool) -> PortRelease:
+        """The port of ``release`` with its data in ``files`` instead (written into the port's
+        folder, same columns); for the latest release, also a new Delta version holding them.
+        Used by erasure, the one operation that changes a committed release."""
+        written = self._port(release, port)
+        _, data_files, rows = _add_files(files)
+        version = written.delta_version
+        if latest and files:
+            delta = pa.schema(DeltaTable(str(self.port_path(port)), version=version).schema()
+                              .to_arrow())
+            stored = pq.read_schema(files[0])
+            schema = pa.schema([f.with_nullable(delta.field(f.name).nullable)
+                                if f.name in delta.names else f for f in stored])
+            version = self.commit_port(port, files, schema).delta_version
+        return written.model_copy(update={"files": data_files, "rows": rows,
+                                          "delta_version": version})
+
+    def amend(self, release: Release) -> Release:
+        """Replace a committed release's manifest atomically (erasure only: the data it points
+        to changes, its number and history do not)."""
+        self._release_file(release.release).stat()  # it must exist
+        write_atomic(self._release_file(release.release),
+                     release.model_dump_json(indent=2).encode())
+        return release
+
     def _release_file(self, number: int) -> Path:
         return self.release_folder / f"{number:06d}.json"
 
