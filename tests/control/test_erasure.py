@@ -51,14 +51,15 @@ def raw_values(root: Path) -> list[str]:
 
 def test_erasure_reaches_every_release_and_the_raw_files(mesh: Path) -> None:
     ctx = MeshContext(mesh)
-    before = {(t, r): listeners_at(ctx, t, r) for t in ("people.plays", "people.listeners")
-              for r in (1, 2)}
+    before = {(t, r): listeners_at(ctx, t, r) for r in (1, 2)
+              for t in ("people.plays", "people.listeners", "people.consents")}
     assert all(SUBJECT in values for values in before.values())
 
     report = erase(ctx.sidecar, "listener_id", SUBJECT)
 
-    assert report.verified and report.products == ["people.listeners", "people.plays"]
-    assert report.rows_removed == 1 + 1 + 2 + 3  # listeners in 2 releases, plays 2 then 3
+    assert report.verified
+    assert report.products == ["people.consents", "people.listeners", "people.plays"]
+    assert report.rows_removed == 1 + 1 + 1 + 1 + 2 + 3  # 2 releases each; plays: 2 then 3
     for (table, release), values in before.items():
         assert listeners_at(ctx, table, release) == [v for v in values if v != SUBJECT]
     assert SUBJECT not in raw_values(mesh)
@@ -71,7 +72,7 @@ def test_erasure_reaches_every_release_and_the_raw_files(mesh: Path) -> None:
         text = file.read_text()
         assert f'"{SUBJECT}"' not in text and f"\\\"{SUBJECT}\\\"" not in text, file
     stored = json.loads((mesh / ".quanta/erasures" / f"{report.id}.json").read_text())
-    assert stored["verified"] and stored["rows_removed"] == 7
+    assert stored["verified"] and stored["rows_removed"] == 9
     assert SUBJECT not in json.dumps(stored["erased"]) and stored["subject"] != SUBJECT
     ctx.sidecar.audit.close()
     audit = [json.loads(line) for line in ctx.sidecar.audit.file.read_text().splitlines()]
@@ -86,7 +87,7 @@ def test_a_dry_run_counts_and_changes_nothing(mesh: Path) -> None:
     ctx = MeshContext(mesh)
     files = sorted(p.name for p in (mesh / ".quanta").rglob("*.parquet"))
     report = erase(ctx.sidecar, "listener_id", SUBJECT, dry_run=True)
-    assert report.rows_removed == 7 and not report.verified
+    assert report.rows_removed == 9 and not report.verified
     assert sorted(p.name for p in (mesh / ".quanta").rglob("*.parquet")) == files
     assert SUBJECT in listeners_at(ctx, "people.plays", 1)
     ctx.close()
@@ -123,6 +124,7 @@ def test_unknown_polysemes_and_empty_values_are_refused(mesh: Path) -> None:
     with pytest.raises(ErasureError, match="empty"):
         erase(ctx.sidecar, "listener_id", " ")
     assert erasure.carriers(ctx.sidecar, "listener_id") == {
+        "people.consents": {"consents": ["listener_id"]},
         "people.listeners": {"listeners": ["listener_id"]},
         "people.plays": {"plays": ["listener_id"]}}
     ctx.close()
@@ -131,9 +133,9 @@ def test_unknown_polysemes_and_empty_values_are_refused(mesh: Path) -> None:
 def test_the_cli(mesh: Path) -> None:
     dry = cli("erase", "--polyseme", "listener_id", "--value", SUBJECT, "--dry-run",
               "--mesh", str(mesh))
-    assert dry.exit_code == 0 and "dry run" in dry.stdout and "7 rows" in dry.stdout
+    assert dry.exit_code == 0 and "dry run" in dry.stdout and "9 rows" in dry.stdout
     done = cli("erase", "--polyseme", "listener_id", "--value", SUBJECT, "--mesh", str(mesh))
     assert done.exit_code == 0, done.output
-    assert "removed 7 rows" in done.stdout and "no trace left" in done.stdout
+    assert "removed 9 rows" in done.stdout and "no trace left" in done.stdout
     unknown = cli("erase", "--polyseme", "nope", "--value", "x", "--mesh", str(mesh))
     assert unknown.exit_code == 1 and "no product carries" in unknown.output

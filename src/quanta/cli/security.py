@@ -241,6 +241,8 @@ def policy_explain(
             out.print(f"  [yellow]masked[/] {column.rsplit('.', 1)[-1]}: {how}", soft_wrap=True)
         for condition in port.get("row_filters") or []:
             out.print(f"  [yellow]rows[/] only where {condition}", soft_wrap=True)
+        for consent in port.get("consents") or []:
+            out.print(f"  [yellow]rows[/] only where {consent}", soft_wrap=True)
     if report.get("rewritten"):
         pretty = sqlglot.transpile(report["rewritten"], read="duckdb", write="duckdb",
                                    pretty=True)[0]

@@ -17,7 +17,15 @@ from quanta.errors import QuantaError
 from quanta.sidecar.grants import AccessGrant
 from quanta.sidecar.principals import Principal
 from quanta.spec.mesh import Product
-from quanta.spec.models import FieldSpec, GrantPolicy, MaskPolicy, OutputPort, RowFilterPolicy
+from quanta.spec.models import (
+    ConsentPolicy,
+    FieldSpec,
+    GrantPolicy,
+    MaskPolicy,
+    OutputPort,
+    Policy,
+    RowFilterPolicy,
+)
 
 RECORDED_AT = "_recorded_at"
 
@@ -26,6 +34,26 @@ class AuthorizationError(QuantaError):
     """Authenticated, but not allowed to read what was asked (HTTP 403)."""
 
     code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Rows pass only when their subject is marked consenting in a consent port."""
+
+    column: str
+    source: Address  # a full address, port included
+    source_column: str
+    consented: str
+    why: str
+
+    def condition(self, source_sql: str) -> str:
+        """The row filter over the consent port's data given as ``source_sql``."""
+        return (f"{quote(self.column)} IN (SELECT {quote(self.source_column)} FROM "
+                f"{source_sql} WHERE {quote(self.consented)})")
+
+    def explain(self) -> str:
+        return (f"{self.column} consented ({self.consented}) in {self.source}: "
+                f"{self.why}")
 
 
 @dataclass
@@ -37,6 +65,7 @@ class PortAccess:
     filters: list[str] = field(default_factory=list)
     why: list[str] = field(default_factory=list)
     why_masked: dict[str, str] = field(default_factory=dict)  # column -> the policy, in words
+    consents: list[Consent] = field(default_factory=list)
 
     def explain(self) -> dict[str, str]:
         """``domain.product.port.column`` → how and why it is masked for this reader."""
@@ -45,10 +74,11 @@ class PortAccess:
                 for column, method in self.masked.items()}
 
     def relation_sql(self, port: OutputPort, source: str, mask_key: str,
-                     pseudonyms: dict[str, str] | None = None) -> str:
+                     pseudonyms: dict[str, str] | None = None,
+                     consent_sources: dict[Address, str] | None = None) -> str:
         """The secure relation over ``source`` (the release's data): masks applied to
         columns, filters applied to rows. ``pseudonyms`` names stored columns holding a hash
-        mask's values already."""
+        mask's values already; ``consent_sources`` gives the data of each consent port."""
         stored = pseudonyms or {}
         columns = []
         for f in port.fields:
@@ -60,7 +90,9 @@ class PortAccess:
             else:
                 columns.append(_mask(f, method, mask_key) + f" AS {quote(f.name)}")
         columns.append(RECORDED_AT)
-        where = " AND ".join(f"({c})" for c in self.filters) or "true"
+        conditions = [*self.filters, *(c.condition((consent_sources or {})[c.source])
+                                       for c in self.consents)]
+        where = " AND ".join(f"({c})" for c in conditions) or "true"
         return f"SELECT {', '.join(columns)} FROM {source} WHERE {where}"
 
 
@@ -79,7 +111,7 @@ def _mask(spec: FieldSpec, method: str, key: str) -> str:
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE '***' END"
 
 
-def _ports_of(policy: GrantPolicy | MaskPolicy | RowFilterPolicy, port: str) -> bool:
+def _ports_of(policy: Policy, port: str) -> bool:
     return policy.ports is None or port in policy.ports
 
 
@@ -123,6 +155,13 @@ def decide(principal: Principal, purpose: str | None, product: Product, address:
                 access.why_masked[f.name] = f"policy {number} of {spec.key}: {describe(policy)}"
         if isinstance(policy, RowFilterPolicy) and _applies(principal, policy.to, policy.unless):
             access.filters.append(policy.where)
+        if isinstance(policy, ConsentPolicy) and purpose in policy.purposes and \
+                _applies(principal, None, policy.unless):
+            source = Address.parse(policy.source)
+            access.consents.append(Consent(
+                column=policy.column, source=source, source_column=policy.source_column
+                or policy.column, consented=policy.consented,
+                why=f"policy {number} of {spec.key}: {describe(policy)}"))
     return access
 
 
@@ -130,9 +169,13 @@ def _applies(principal: Principal, to: list[str] | None, unless: list[str]) -> b
     return principal.matches(to) and not (unless and principal.matches(unless))
 
 
-def describe(policy: GrantPolicy | MaskPolicy | RowFilterPolicy) -> str:
+def describe(policy: Policy) -> str:
     """A policy in plain words."""
     ports = f" on {', '.join(policy.ports)}" if policy.ports else ""
+    if isinstance(policy, ConsentPolicy):
+        unless = f", unless {', '.join(policy.unless)}" if policy.unless else ""
+        return (f"for purpose {', '.join(policy.purposes)}, only rows whose {policy.column} "
+                f"consented ({policy.consented} in {policy.source}){ports}{unless}")
     if isinstance(policy, GrantPolicy):
         purposes = f" for {', '.join(policy.purposes)}" if policy.purposes else ""
         return f"{', '.join(policy.to)} may read{ports}{purposes}"

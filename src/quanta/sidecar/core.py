@@ -10,7 +10,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -193,8 +193,10 @@ class Sidecar:
     def decide(self, principal: Principal, purpose: str | None, address: Address
                ) -> PortAccess:
         """What ``principal`` may see of one port, or AuthorizationError saying why not."""
-        return decide(principal, purpose, self.mesh.product(address), address,
-                      self.grants.grants())
+        access = decide(principal, purpose, self.mesh.product(address), address,
+                        self.grants.grants())
+        access.consents = [replace(c, source=self._resolve(c.source)) for c in access.consents]
+        return access
 
     def _pin(self, gated: GatedQuery, as_of: AsOf | None) -> dict[str, Release]:
         keys = list(dict.fromkeys(a.product_key for a in gated.ports))
@@ -211,7 +213,7 @@ class Sidecar:
             storage = ProductStorage(self.mesh.storage_root, address.product_key)
             storage.verify(release, [address.port])
             files = storage.data_files(release, address.port)
-            if gated.tree is not None and len(files) > 1:
+            if gated.tree is not None and len(files) > 1 and address in gated.ports:
                 files = skipping.keep(files, self._lookups(gated, access, address))
             if files:
                 return f"read_parquet([{', '.join(literal(str(f)) for f in files)}])"
@@ -277,11 +279,24 @@ class Sidecar:
             assert port is not None
             written = release.ports[address.port]
             pseudonyms = written.pseudonyms if written.key_id == self._key_id else None
+            consents = {c.source: source(c.source, self._consent_release(c.source))
+                        for c in access[str(address)].consents}
             relation = access[str(address)].relation_sql(
-                port, source(address, release), self._mask_key, pseudonyms)
+                port, source(address, release), self._mask_key, pseudonyms, consents)
             # inline, not a view: one statement per query, nothing to create or drop
             sql = sql.replace(quote(relation_name(address)), f"({relation})")
         return sql
+
+    def _consent_release(self, address: Address) -> Release:
+        """Consent is read at its latest release whatever the query's ``as_of``: a withdrawn
+        consent holds for old data too. No release: fail closed."""
+        release = ProductStorage(self.mesh.storage_root, address.product_key).latest()
+        if release is None:
+            raise QueryError(
+                f"the consent port {address} has no release, so rows that need consent "
+                "cannot be shown", hint=f"build {address.product_key} first",
+                code="consent_unavailable")
+        return release
 
     def explain(self, principal: Principal, sql: str, as_of: AsOf | None = None,
                 purpose: str | None = None) -> dict[str, Any]:
@@ -299,7 +314,8 @@ class Sidecar:
             else:
                 access[str(address)] = decided
                 entry.update(allowed=True, why=decided.why, masked=decided.explain(),
-                             row_filters=decided.filters)
+                             row_filters=decided.filters,
+                             consents=[c.explain() for c in decided.consents])
             ports.append(entry)
         result: dict[str, Any] = {"principal": principal.name, "purpose": purpose,
                                   "ports": ports, "allowed": len(access) == len(ports)}

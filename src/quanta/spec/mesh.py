@@ -9,7 +9,7 @@ from pathlib import Path
 from quanta.address import Address
 from quanta.errors import AddressError, Location, NotFoundError, QuantaError, SpecError
 from quanta.spec.loader import SpecDocument, read_yaml, validate
-from quanta.spec.models import MeshSpec, ProductInput, ProductSpec
+from quanta.spec.models import ConsentPolicy, MeshSpec, ProductInput, ProductSpec
 from quanta.spec.semantics import check_product
 
 MESH_FILE = "mesh.yaml"
@@ -190,7 +190,47 @@ def _check_links(mesh: Mesh) -> list[QuantaError]:
                     f"'{address.product_key}'", location=where, code="spec_unknown_port",
                     hint=f"ports: {', '.join(p.name for p in target.spec.outputs)}",
                 ))
+    problems += _check_consent_sources(mesh)
     problems += _find_cycles(mesh)
+    return problems
+
+
+def _check_consent_sources(mesh: Mesh) -> list[QuantaError]:
+    """Consent policies must name an existing port with the subject and a boolean column."""
+    problems = []
+    for product in mesh.products.values():
+        for index, policy in enumerate(product.spec.policies):
+            if not isinstance(policy, ConsentPolicy):
+                continue
+            where = product.doc.locate(("policies", index, "source"))
+            try:
+                address = Address.parse(policy.source)
+            except QuantaError as exc:
+                problems.append(QuantaError(f"consent source: {exc.message}", location=where,
+                                            hint="write quanta://domain/product[/port]",
+                                            code="spec_inconsistent"))
+                continue
+            target = mesh.products.get(address.product_key)
+            port = None if target is None else target.spec.port(address.port)
+            if port is None:
+                problems.append(QuantaError(
+                    f"consent source {policy.source} is not a port of this mesh",
+                    location=where, code="spec_unknown_port",
+                    hint=f"products: {', '.join(sorted(mesh.products))}"))
+                continue
+            subject = policy.source_column or policy.column
+            consented = port.field(policy.consented)
+            if port.field(subject) is None:
+                problems.append(QuantaError(
+                    f"consent source {policy.source} has no column '{subject}'",
+                    location=where, code="spec_inconsistent",
+                    hint="set 'source_column' to the source's column naming the subject"))
+            if consented is None or consented.type != "boolean":
+                problems.append(QuantaError(
+                    f"consent source {policy.source} has no boolean column "
+                    f"'{policy.consented}'", location=product.doc.locate(
+                        ("policies", index, "consented")), code="spec_inconsistent",
+                    hint="name a boolean field that is true when the subject consented"))
     return problems
 
 

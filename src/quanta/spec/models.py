@@ -418,7 +418,25 @@ class RowFilterPolicy(Model):
     unless: list[Subject] = Field(default_factory=list, description="who sees every row")
 
 
-Policy = Annotated[GrantPolicy | MaskPolicy | RowFilterPolicy, Field(discriminator="type")]
+class ConsentPolicy(Model):
+    """For some purposes, only rows of subjects who consented, as a consent product says."""
+
+    type: Literal["consent"]
+    purposes: list[str] = Field(min_length=1, description="the purposes that need consent")
+    column: Identifier = Field(description="the port's column naming the subject")
+    source: str = Field(description="the port holding consent, e.g. "
+                        "quanta://subscriptions/accounts")
+    source_column: Identifier | None = Field(
+        None, description="the source's column naming the subject; default: column")
+    consented: Identifier = Field(
+        description="the source's boolean column: true when the subject consented")
+    ports: list[Identifier] | None = Field(None, description="default: every port")
+    unless: list[Subject] = Field(default_factory=list,
+                                  description="who sees every row whatever the consent")
+
+
+Policy = Annotated[GrantPolicy | MaskPolicy | RowFilterPolicy | ConsentPolicy,
+                   Field(discriminator="type")]
 
 
 class ProductSpec(Model):

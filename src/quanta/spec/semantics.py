@@ -10,6 +10,7 @@ from quanta.errors import AddressError, QuantaError
 from quanta.spec.expressions import parse_condition
 from quanta.spec.loader import PathItem, SpecDocument
 from quanta.spec.models import (
+    ConsentPolicy,
     MaskPolicy,
     ProductInput,
     ProductSpec,
@@ -97,6 +98,14 @@ def _check_policies(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
                     problems.append(_problem(
                         doc, (*path, "columns"), f"mask names unknown column '{column}'",
                         "name a field of the ports the mask applies to"))
+        if isinstance(policy, ConsentPolicy):
+            for port in ports:
+                assert port is not None
+                if port.field(policy.column) is None:
+                    problems.append(_problem(
+                        doc, (*path, "column"),
+                        f"consent names unknown column '{policy.column}' (port '{port.name}')",
+                        "name the port's field that identifies the subject, e.g. listener_id"))
         if isinstance(policy, RowFilterPolicy):
             for port in ports:
                 assert port is not None
