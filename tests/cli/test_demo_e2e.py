@@ -155,3 +155,19 @@ def test_demo_scale_sets_the_number_of_events(tmp_path: Path) -> None:
     assert json.loads(count.stdout)["rows"] == [{"n": 20000}]
     refused = cli("demo", str(tmp_path / "none"), "--scale", "0")
     assert refused.exit_code == 1 and "must be above 0" in refused.stderr
+
+
+def test_the_demo_targets_campaigns_only_at_consenting_listeners(demo_mesh: Path) -> None:
+    from quanta.context import MeshContext
+
+    ctx = MeshContext(demo_mesh)
+    marketer = ctx.principal("mia", ["marketing"])
+    sql = "SELECT listener_id FROM marketing.churn_features"
+    every = ctx.query(sql, principal=marketer).table.column(0).to_pylist()
+    campaign = ctx.query(sql, principal=marketer, purpose="campaigns").table.column(0)
+    consenting = ctx.query(
+        "SELECT listener_id FROM subscriptions.accounts WHERE marketing_consent",
+        principal=ctx.principal("sam", ["subscriptions"])).table.column(0).to_pylist()
+    assert 0 < len(campaign) < len(every)
+    assert set(campaign.to_pylist()) == set(every) & set(consenting)
+    ctx.close()
