@@ -23,8 +23,12 @@ FORBIDDEN = {
     "build": {"sidecar", "context", "cli"},
     "sidecar": {"build", "context", "cli", "inputs", "quality", "control", "serve"},
     "control": {"build", "context", "cli", "inputs", "quality", "serve"},
+    "governance": {"build", "sidecar", "serve", "control", "context", "cli"},
     "context": {"cli"},
 }
+# the governance plane sits above the spec and storage: nothing below it may import it
+for _lower in ("errors", "address", "storage", "engine", "spec", "inputs"):
+    FORBIDDEN[_lower] = FORBIDDEN[_lower] | {"governance"}
 
 
 def imported_packages(file: Path) -> set[str]:

@@ -12,6 +12,7 @@ from quanta.console import Reporter, SilentReporter
 from quanta.control import AccessRequests
 from quanta.engine.base import EngineLimits
 from quanta.errors import NotFoundError, QuantaError
+from quanta.governance import StandardsReport, review_standards
 from quanta.sidecar import AsOf, Principal, QueryResult, Sidecar
 from quanta.spec.mesh import MESH_FILE, Mesh, Product, find_mesh_root, load_mesh
 from quanta.spec.models import GrantPolicy
@@ -73,6 +74,14 @@ class MeshContext:
         subjects |= {g.subject for g in self.sidecar.grants.grants() if g.product == key}
         subjects |= self.sidecar.audit.readers(key)
         return found + sorted(subjects)
+
+    def standards(self, products: list[str] | None = None) -> StandardsReport:
+        """The federation's standards checked on the mesh's products (default: all of them).
+
+        Returns findings and the problems loading custom standards; nothing is raised for
+        either, so ``validate`` can list everything at once.
+        """
+        return review_standards(self.mesh, products)
 
     def product(self, key: str | Address) -> Product:
         """A product by ``domain.product`` or address."""

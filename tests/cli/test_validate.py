@@ -70,10 +70,12 @@ def test_json_output_of_a_valid_mesh(tiny_mesh: Path) -> None:
     result = cli("validate", "--mesh", str(tiny_mesh), "--json")
     assert result.exit_code == 0
     document = json.loads(result.stdout)
+    findings = document.pop("findings")
     assert document == {
-        "ok": True, "errors": [],
+        "ok": True, "errors": [], "standards_checked": True,
         "products": ["shop.customers_py", "shop.daily_totals", "shop.orders"],
     }
+    assert findings and all(f["severity"] != "error" for f in findings)
 
 
 def test_a_folder_without_mesh_yaml_suggests_quanta_init(tmp_path: Path) -> None:

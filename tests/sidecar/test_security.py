@@ -304,6 +304,7 @@ def test_downstream_products_do_not_see_pseudonym_columns(secure: Path, tmp_path
     (folder / "dataproduct.yaml").write_text(
         (mesh / "domains/people/listeners/dataproduct.yaml").read_text()
         .replace("name: listeners\ndomain", "name: copies\ndomain")
+        .replace("kind: source-aligned", "kind: aggregate")
         .replace("{name: raw, type: file, path: listeners.csv}",
                  "{name: raw, type: product, product: quanta://people/listeners}"))
     [result] = MeshContext(mesh).build(["people.copies"])

@@ -26,6 +26,7 @@ from quanta.console import Reporter, SilentReporter
 from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, quote
 from quanta.errors import ChecksFailedError, QuantaError, StorageError
+from quanta.governance import check_standards, enforce
 from quanta.inputs import InputContext, connector_for
 from quanta.quality.checks import quality_metrics, run_checks
 from quanta.quality.profile import profile_table
@@ -141,7 +142,9 @@ class Builder:
         key = product.key
         storage = ProductStorage(self.mesh.storage_root, key)
         previous = storage.latest()
-        if previous is not None:  # before any work: a breaking change needs a new major
+        # before any work: the federation's standards, and a new major for a breaking change
+        enforce(check_standards(self.mesh, [key]), [key])
+        if previous is not None:
             stability.check_version(previous, spec, stability.changes(previous, spec),
                                     [f"product {k}" for k in self.mesh.downstream(key)])
         context = InputContext(product.folder, self.mesh.storage_root)

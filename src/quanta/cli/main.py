@@ -131,22 +131,51 @@ def new(
 @app.command()
 @boundary
 def validate(mesh: MeshOption = None, as_json: JsonOption = False) -> None:
-    """Check every spec; print every problem as file:line:col: message (hint)."""
+    """Check every spec, then the mesh's standards; print problems and findings as
+    file:line:col: message (hint). Exit 1 on a problem or a finding of severity error."""
+    from rich.markup import escape
+
     ctx = context(mesh)
     problems = ctx.validate()
+    report = None if problems else ctx.standards()  # standards judge valid specs only
+    problems += report.problems if report else []
+    findings = report.findings if report else []
+    errors = sum(1 for f in findings if f.severity == "error")
+    ok = not problems and not errors
     if as_json:
         out.print_json(json.dumps({
-            "ok": not problems, "products": sorted(ctx.mesh.products),
+            "ok": ok, "products": sorted(ctx.mesh.products),
             "errors": [p.to_dict() for p in problems],
+            "findings": [f.to_dict() for f in findings],
+            "standards_checked": report is not None,
         }))
     else:
         for problem in problems:
             out.print(problem.render(), highlight=False, soft_wrap=True)
+        colour = {"error": "red", "warn": "yellow"}
+        for found in findings:
+            if found.severity in colour:  # info findings only in --json
+                line = escape(found.render()).replace(
+                    f"{found.severity} {found.code}:",
+                    f"[{colour[found.severity]}]{found.severity}[/] {found.code}:", 1)
+                out.print(line, highlight=False, soft_wrap=True)
+        warnings = sum(1 for f in findings if f.severity == "warn")
+        infos = len(findings) - errors - warnings
+        tally = ", ".join(text for n, text in (
+            (errors, f"{errors} error(s)"), (warnings, f"{warnings} warning(s)"),
+            (infos, f"{infos} info finding(s), shown with --json")) if n)
         if problems:
-            err.print(f"[red]✗[/] {len(problems)} problem(s) in {ctx.root}")
+            err.print(f"[red]✗[/] {len(problems)} problem(s) in {ctx.root}"
+                      + (f"; standards: {tally}" if tally else "")
+                      + ("" if report else " (standards are checked once the specs are valid)"),
+                      soft_wrap=True)
+        elif errors:
+            err.print(f"[red]✗[/] the products in {ctx.root} do not meet the mesh's standards: "
+                      f"{tally}", soft_wrap=True)
         else:
-            out.print(f"[green]✓[/] {len(ctx.mesh.products)} products valid in {ctx.root}")
-    if problems:
+            out.print(f"[green]✓[/] {len(ctx.mesh.products)} products valid in {ctx.root}"
+                      + (f" ({tally} from the mesh's standards)" if tally else ""), soft_wrap=True)
+    if not ok:
         raise typer.Exit(1)
 
 

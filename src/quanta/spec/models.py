@@ -8,7 +8,7 @@ products live in ``quanta.spec.semantics``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -57,10 +57,39 @@ class CatalogSpec(Model):
 
 
 class GovernanceSpec(Model):
-    """Global policies and standards of the federation, as folders of code."""
+    """Global policies and standards of the federation, as folders of code, and settings.
+
+    ``severity`` and ``scope`` are keyed by standard code (``owner-required``); codes that
+    name no standard are reported by ``quanta.governance``, which knows the loaded standards.
+    """
+
+    STANDARD_CODE: ClassVar[re.Pattern[str]] = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
     policies: list[str] = Field(default_factory=list)
-    standards: list[str] = Field(default_factory=list)
+    standards: list[str] = Field(
+        default_factory=list,
+        description="folders of custom standards (Python files), relative to mesh.yaml",
+    )
+    severity: dict[str, Literal["error", "warn", "info", "off"]] = Field(
+        default_factory=dict,
+        description="a standard's severity in this mesh, or off to switch it off",
+        json_schema_extra={"propertyNames": {"pattern": STANDARD_CODE.pattern}},
+    )
+    scope: dict[str, Annotated[list[Identifier], Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="the only domains a standard applies to (default: every domain)",
+        json_schema_extra={"propertyNames": {"pattern": STANDARD_CODE.pattern}},
+    )
+
+    @field_validator("severity", "scope")
+    @classmethod
+    def _standard_codes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for code in value:
+            if not cls.STANDARD_CODE.match(code):
+                raise ValueError(
+                    f"{code!r} is not a standard code; codes are kebab-case, e.g. owner-required"
+                )
+        return value
 
 
 class LimitsSpec(Model):
