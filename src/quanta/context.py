@@ -13,7 +13,10 @@ from quanta.control import AccessRequests
 from quanta.engine.base import EngineLimits
 from quanta.errors import NotFoundError, QuantaError
 from quanta.governance import StandardsReport, review_standards
+from quanta.governance.policies import load_policies
+from quanta.governance.report import GovernanceReport, ReportSources, governance_report
 from quanta.sidecar import AsOf, Principal, QueryResult, Sidecar
+from quanta.sidecar.access import describe
 from quanta.spec.mesh import MESH_FILE, Mesh, Product, find_mesh_root, load_mesh
 from quanta.spec.models import GrantPolicy
 from quanta.storage import ProductStorage, Release, RunLog, RunRecord
@@ -51,7 +54,7 @@ class MeshContext:
     def validate(self) -> list[QuantaError]:
         """Every problem in the mesh's specs, and interface changes since the last release
         that break consumers without a new major version (naming those consumers)."""
-        problems = list(self.mesh.problems)
+        problems = list(self.mesh.problems) + load_policies(self.mesh).problems
         for key, product in sorted(self.mesh.products.items()):
             previous = self.storage(key).latest()
             found = [] if previous is None else stability.changes(previous, product.spec)
@@ -82,6 +85,13 @@ class MeshContext:
         either, so ``validate`` can list everything at once.
         """
         return review_standards(self.mesh, products)
+
+    def governance_report(self, record: bool = True) -> GovernanceReport:
+        """Standards compliance, policies, grants, access requests and fitness functions of
+        the whole mesh; with ``record``, the fitness numbers join the mesh's history."""
+        sources = ReportSources(self.sidecar.grants.grants(), self.access_requests().all(),
+                                describe)
+        return governance_report(self.mesh, sources, record=record)
 
     def product(self, key: str | Address) -> Product:
         """A product by ``domain.product`` or address."""

@@ -171,3 +171,19 @@ def test_the_demo_targets_campaigns_only_at_consenting_listeners(demo_mesh: Path
     assert 0 < len(campaign) < len(every)
     assert set(campaign.to_pylist()) == set(every) & set(consenting)
     ctx.close()
+
+
+def test_the_demo_ships_global_policies_with_passing_tests(demo_mesh: Path) -> None:
+    tested = cli("policy", "test", "--json", cwd=demo_mesh)
+    assert tested.exit_code == 0, tested.output
+    document = json.loads(tested.stdout)
+    assert document["ok"] and len(document["tests"]) >= 7
+    refused = cli("query", "--as", "sam", "--group", "subscriptions", "--purpose", "resale",
+                  "SELECT count(*) FROM subscriptions.accounts", cwd=demo_mesh)
+    assert refused.exit_code == 1 and "never sells listener data" in refused.output
+    eu = cli("query", "--as", "eli", "--group", "analysts", "--group", "region-eu",
+             "--format", "json", "SELECT DISTINCT country FROM listening.play_events",
+             cwd=demo_mesh)
+    assert eu.exit_code == 0, eu.output
+    assert {row["country"] for row in json.loads(eu.stdout)["rows"]} <= {"DE", "ES", "FR", "GB",
+                                                                          "IT", "SE"}

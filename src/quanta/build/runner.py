@@ -24,12 +24,13 @@ from quanta.build.schema import arrow_schema, conform
 from quanta.build.transforms import run_python, run_sql
 from quanta.console import Reporter, SilentReporter
 from quanta.engine.base import EngineLimits
-from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, quote
+from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, literal, quote
 from quanta.errors import ChecksFailedError, QuantaError, StorageError
 from quanta.governance import check_standards, enforce
 from quanta.inputs import InputContext, connector_for
 from quanta.quality.checks import quality_metrics, run_checks
 from quanta.quality.profile import profile_table
+from quanta.spec.durations import parse_duration
 from quanta.spec.mesh import Mesh, Product
 from quanta.spec.models import OutputPort, ProductSpec
 from quanta.storage import (
@@ -73,12 +74,16 @@ class Builder:
     """Builds products of one mesh, upstream before downstream."""
 
     def __init__(
-        self, mesh: Mesh, reporter: Reporter | None = None, limits: EngineLimits | None = None
+        self, mesh: Mesh, reporter: Reporter | None = None, limits: EngineLimits | None = None,
+        enforce_retention: bool = True,
     ) -> None:
         self.mesh = mesh
         self.engine = DuckDBEngine()
         self.reporter = reporter or SilentReporter()
         self.limits = limits
+        # a product's retention holds at build time too: rows older than it are not released
+        # (quanta retention apply removes them from releases made before)
+        self.enforce_retention = enforce_retention
         self.run_log = RunLog(mesh.storage_root)
 
     def build(self, keys: list[str] | None = None) -> list[BuildResult]:
@@ -170,6 +175,14 @@ class Builder:
                         recorded_at.isoformat(), key, _previous_files(storage, previous, port),
                     )
                     port_tables[port.name] = quote(target)
+            cutoff = _retention_cutoff(spec, recorded_at) if self.enforce_retention else None
+            if cutoff is not None:
+                # before checks and profile, so that they describe what is released
+                with self._stage(key, "retention", stages):
+                    for port in spec.outputs:
+                        if port.event_time:
+                            rows[port.name] = _drop_expired(
+                                session, port_tables[port.name], port.event_time, cutoff)
             with self._stage(key, "checks", stages):
                 checks += run_checks(session, spec, port_tables, rows)
             blocking = [c for c in checks if not c.passed and c.severity == "error"]
@@ -192,6 +205,7 @@ class Builder:
                 interface_version=spec.version, committed_at=datetime.now(UTC),
                 recorded_at=recorded_at, run_id=run_id, ports=ports, inputs=inputs,
                 checks=checks, metrics=quality_metrics(checks), profile=profile,
+                retention_cutoff=cutoff,
             )
             return storage.commit(release)
 
@@ -250,6 +264,21 @@ class Builder:
         self.reporter.started(product.key)
         self.reporter.finished(product.key, False, error.render())
         return BuildResult(product.key, run, None, error)
+
+
+def _retention_cutoff(spec: ProductSpec, now: datetime) -> datetime | None:
+    """The moment before which rows are too old to release, if the product declares retention."""
+    return now - parse_duration(spec.retention) if spec.retention else None
+
+
+def _drop_expired(session: DuckDBSession, table: str, event_time: str, cutoff: datetime) -> int:
+    """Delete the rows of ``table`` whose event time is before ``cutoff``; return the rows left.
+    Conformed event times are dates or timestamps (UTC, like the session); a date counts as
+    its first instant, and rows without an event time stay (the same rule as
+    quanta.control.retention.older_than)."""
+    moment = f"TIMESTAMPTZ {literal(cutoff.astimezone(UTC).isoformat())}"
+    session.execute(f"DELETE FROM {table} WHERE {quote(event_time)} < {moment}")
+    return int(session.scalar(f"SELECT count(*) FROM {table}"))
 
 
 def _previous_files(storage: ProductStorage, previous: Release | None, port: OutputPort

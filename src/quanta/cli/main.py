@@ -388,4 +388,4 @@ def run() -> None:
 
 
 # Sub-command modules register themselves on `app` when imported.
-from quanta.cli import access, erase, security  # noqa: E402, F401
+from quanta.cli import access, erase, governance, retention, security  # noqa: E402, F401

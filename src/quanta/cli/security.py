@@ -250,3 +250,42 @@ def policy_explain(
         out.print(pretty, highlight=False, soft_wrap=True)
     if not report["allowed"]:
         raise typer.Exit(1)
+
+
+@policy_app.command("test")
+@boundary
+def policy_test(mesh: MeshOption = None, as_json: JsonOption = False) -> None:
+    """Run the policy tests (*.test.yaml in the policy folders, policies.test.yaml beside
+    products): each request must get the decision it expects. Exit 1 on any failure."""
+    from dataclasses import asdict
+
+    from rich.markup import escape
+
+    from quanta.control.policy_tests import run_policy_tests
+
+    ctx = context(mesh)
+    report = run_policy_tests(ctx.mesh)  # specs and policies only: no storage is touched
+    if as_json:
+        out.print_json(json.dumps({
+            "ok": report.ok, "tests": [asdict(o) for o in report.outcomes],
+            "problems": [p.to_dict() for p in report.problems]}))
+    else:
+        for error in report.problems:
+            out.print(escape(error.render()), highlight=False, soft_wrap=True)
+        for o in report.outcomes:
+            mark = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
+            out.print(f"{mark} {escape(o.name)}  [dim]{o.file}:{o.line}[/]", soft_wrap=True)
+            for text in o.problems:
+                out.print(f"     {escape(text)}", highlight=False, soft_wrap=True)
+        failed = sum(1 for o in report.outcomes if not o.passed)
+        if not report.outcomes and not report.problems:
+            err.print("no policy tests found: add *.test.yaml files to the policy folders "
+                      "(governance.policies in mesh.yaml) or policies.test.yaml beside a "
+                      "product")
+        elif report.ok:
+            out.print(f"[green]✓[/] {len(report.outcomes)} policy test(s) passed")
+        else:
+            err.print(f"[red]✗[/] {failed} of {len(report.outcomes)} policy test(s) failed"
+                      + (f", {len(report.problems)} problem(s)" if report.problems else ""))
+    if not report.ok:
+        raise typer.Exit(1)

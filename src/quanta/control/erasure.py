@@ -11,7 +11,8 @@ All or nothing per mesh until the first manifest changes: the new files are writ
 checked) first; any failure before the swap removes them and leaves every release as it was.
 The swap itself rewrites one manifest at a time atomically; if the process dies halfway,
 running the same erasure again finishes it (it is idempotent). The report names the subject
-only by a keyed hash, never by the value.
+only by a keyed hash, never by the value. The rewrite of releases is shared with retention
+(``quanta.control.rewrite``).
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from quanta.control import rewrite
 from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, literal, quote
-from quanta.errors import QuantaError, StorageError
+from quanta.errors import QuantaError
 from quanta.sidecar.core import Sidecar
 from quanta.sidecar.principals import Principal
 from quanta.storage import ProductStorage, Release
 from quanta.storage.files import write_atomic
-from quanta.storage.products import FILE_BYTES, ROW_GROUP_ROWS
 
 
 class ErasureError(QuantaError):
@@ -83,16 +84,6 @@ class ErasureReport:
         return {**asdict(self), "rows_removed": self.rows_removed, "verified": self.verified}
 
 
-@dataclass
-class _Plan:
-    storage: ProductStorage
-    release: Release
-    port: str
-    old: list[Path]
-    new: list[Path]
-    removed: int
-
-
 def carriers(sidecar: Sidecar, polyseme: str) -> dict[str, dict[str, list[str]]]:
     """product key → port → the columns carrying ``polyseme``."""
     found: dict[str, dict[str, list[str]]] = {}
@@ -128,16 +119,20 @@ def erase(sidecar: Sidecar, polyseme: str, value: str, principal: Principal | No
     with DuckDBEngine().session() as session:
         session.allow_directory(root / "products")
         session.lock_file_access()
-        plans = _plan(session, root, targets, value, dry_run)
-        report.erased = [ErasedPort(p.storage.key, p.release.release, p.port, p.removed,
+        conditions = {key: {port: _condition(columns, value) for port, columns in ports.items()}
+                      for key, ports in targets.items()}
+        plans = rewrite.plan(session, root, conditions, dry_run=dry_run, operation="erasure",
+                             error=ErasureError)
+        report.erased = [ErasedPort(p.product, p.release.release, p.port, p.removed,
                                     0, [f.name for f in p.old], [f.name for f in p.new])
                          for p in plans]
         if dry_run:
             report.finished_at = datetime.now(UTC).isoformat()
             return report
-        _swap(plans, report.id)
+        rewrite.swap(plans, lambda release: {"erasures": [*release.erasures, report.id]},
+                     operation="erasure", error=ErasureError)
         for entry, plan in zip(report.erased, plans, strict=True):
-            entry.rows_left = plan.release.ports[plan.port].rows - plan.removed
+            entry.rows_left = plan.rows_left
         report.scrubbed_files = _scrub_metadata(root, targets, value)
         report.verified_files, report.traces = _verify(session, root, targets, value)
     report.finished_at = datetime.now(UTC).isoformat()
@@ -167,76 +162,14 @@ def _matches(columns: list[str], value: str) -> str:
                        for c in columns)
 
 
-def _plan(session: DuckDBSession, root: Path, targets: dict[str, dict[str, list[str]]],
-          value: str, dry_run: bool) -> list[_Plan]:
-    """Write every port file set without the subject; nothing is swapped yet."""
-    plans: list[_Plan] = []
-    try:
-        for key, ports in targets.items():
-            storage = ProductStorage(root, key)
-            for release in storage.releases():
-                for port, columns in ports.items():
-                    if port not in release.ports:
-                        continue
-                    storage.verify(release, [port])
-                    old = storage.data_files(release, port)
-                    if not old:
-                        continue
-                    source = f"read_parquet([{', '.join(literal(str(f)) for f in old)}])"
-                    present = set(session.table(f"DESCRIBE SELECT * FROM {source}")
-                                  .column("column_name").to_pylist())
-                    used = [c for c in columns if c in present]
-                    if not used:
-                        continue
-                    removed = int(session.scalar(
-                        f"SELECT count(*) FROM {source} WHERE {_matches(used, value)}"))
-                    if removed == 0:
-                        continue
-                    new: list[Path] = []
-                    if not dry_run:
-                        new = session.write_parquet(
-                            f"SELECT * FROM {source} WHERE NOT ({_matches(used, value)})",
-                            storage.port_path(port), ROW_GROUP_ROWS, FILE_BYTES)
-                    plans.append(_Plan(storage, release, port, old, new, removed))
-    except BaseException as exc:
-        for plan in plans:
-            for file in plan.new:
-                file.unlink(missing_ok=True)
-        if isinstance(exc, QuantaError):
-            raise
-        if isinstance(exc, Exception):
-            raise ErasureError(f"erasure stopped before changing anything: {exc}",
-                               hint="fix the cause (disk space, permissions) and run it again"
-                               ) from None
-        raise
-    return plans
+def _condition(columns: list[str], value: str) -> rewrite.RowCondition:
+    """The rows holding ``value`` in those of ``columns`` a release's files have."""
 
+    def matching(_: Release, present: dict[str, str]) -> str | None:
+        used = [c for c in columns if c in present]
+        return _matches(used, value) if used else None
 
-def _swap(plans: list[_Plan], erasure_id: str) -> None:
-    """Point each release at its new files (one atomic manifest write each), then delete the
-    old files."""
-    by_release: dict[tuple[str, int], list[_Plan]] = {}
-    for plan in plans:
-        by_release.setdefault((plan.storage.key, plan.release.release), []).append(plan)
-    for group in by_release.values():
-        storage = group[0].storage
-        release = storage.release(group[0].release.release)
-        latest = storage.latest()
-        is_latest = latest is not None and latest.release == release.release
-        ports = dict(release.ports)
-        for plan in group:
-            try:
-                ports[plan.port] = storage.replace_files(release, plan.port, plan.new,
-                                                         is_latest)
-            except (OSError, StorageError) as exc:
-                raise ErasureError(f"could not rewrite {storage.key} release "
-                                   f"{release.release}: {exc}",
-                                   hint="run the same erasure again to finish it") from None
-        storage.amend(release.model_copy(update={
-            "ports": ports, "erasures": [*release.erasures, erasure_id]}))
-    for plan in plans:
-        for file in plan.old:
-            file.unlink(missing_ok=True)
+    return matching
 
 
 def _holds(text: str, value: str) -> bool:

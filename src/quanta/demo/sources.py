@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,11 @@ def _split(words: str) -> tuple[str, ...]:
     return tuple(w.replace("_", " ") for w in words.split())
 
 
-#: Plays cover the 120 days before this instant (UTC, exclusive).
-PLAYS_WINDOW_END = datetime(2026, 11, 1)
+#: Plays cover the 120 days before this instant (UTC, exclusive): the first day of the current
+#: month, so the demo's data stays recent (within its products' retention) whenever it is
+#: generated, and is the same all month.
+PLAYS_WINDOW_END = datetime.now(UTC).replace(tzinfo=None, day=1, hour=0, minute=0, second=0,
+                                             microsecond=0)
 PLAYS_WINDOW_START = PLAYS_WINDOW_END - timedelta(days=120)
 
 DAY_MS = 86_400_000
@@ -218,7 +221,7 @@ def _build_catalog(rng: np.random.Generator, n_artists: int, n_tracks: int) -> _
     latin = (genre == GENRES.index("latin")) & (rng.random(n_artists) < 0.8)
     latin_countries = np.array([COUNTRIES.index(c) for c in ("MX", "BR", "ES")])
     country[latin] = rng.choice(latin_countries, int(latin.sum()))
-    signed_day = rng.integers(_day("1998-01-01"), _day("2026-06-01"), n_artists)
+    signed_day = rng.integers(_day("1998-01-01"), _END_DAY - 153, n_artists)
     artists = pa.table({
         "artist_id": _ids("a", n_artists, 4),
         "name": _compose(rng, _ARTIST_TEMPLATES, n_artists),

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from quanta.address import Address
 from quanta.control import AccessRequests
 from quanta.errors import AddressError, NotFoundError, QuantaError
+from quanta.governance import ReportSources, governance_report
 from quanta.serve.encoders import ARROW, CSV, NDJSON, PARQUET, choose, encode
 from quanta.sidecar import AsOf, Principal, Sidecar
-from quanta.sidecar.access import AuthorizationError
+from quanta.sidecar.access import AuthorizationError, describe
 from quanta.sidecar.tokens import AuthenticationError
 from quanta.spec.durations import parse_duration
 from quanta.values import jsonable
@@ -240,6 +241,14 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         """Deny (owners only), with a comment saying why."""
         item = requests.deny(principal(request), request_id, body.comment or "")
         return {"request": item.to_dict()}
+
+    @app.get("/api/v1/governance/report", tags=["govern"])
+    def governance(request: Request) -> dict[str, Any]:
+        """Compliance, policies, access and fitness functions of the mesh (any authenticated
+        principal). It names groups but no person, and records no fitness snapshot."""
+        principal(request)
+        sources = ReportSources(sidecar.grants.grants(), requests.all(), describe)
+        return governance_report(mesh, sources, record=False).to_dict(principals=False)
 
     return app
 

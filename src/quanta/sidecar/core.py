@@ -20,6 +20,7 @@ from quanta.address import Address
 from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBDatabase, literal, quote
 from quanta.errors import NotFoundError, QuantaError, QueryError
+from quanta.governance.policies import load_policies
 from quanta.sidecar import skipping
 from quanta.sidecar.access import AuthorizationError, PortAccess, decide
 from quanta.sidecar.audit import AuditLog
@@ -124,6 +125,7 @@ class Sidecar:
         (root / "products").mkdir(parents=True, exist_ok=True)
         memory = mesh.spec.serving.limits.memory_limit
         self.database = DuckDBDatabase(root / "products", EngineLimits(memory_limit=memory))
+        self.policies = load_policies(mesh)
         self._mask_key = mask_key(root)
         self._key_id = key_id(self._mask_key)
 
@@ -194,7 +196,7 @@ class Sidecar:
                ) -> PortAccess:
         """What ``principal`` may see of one port, or AuthorizationError saying why not."""
         access = decide(principal, purpose, self.mesh.product(address), address,
-                        self.grants.grants())
+                        self.grants.grants(), policies=self.policies)
         access.consents = [replace(c, source=self._resolve(c.source)) for c in access.consents]
         return access
 

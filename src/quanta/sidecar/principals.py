@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -14,15 +15,20 @@ class Principal:
     groups: frozenset[str] = field(default_factory=frozenset)
     operator: bool = False
 
-    def subjects(self) -> set[str]:
+    def subjects(self) -> frozenset[str]:
         """The names policies may use for this principal: itself, its groups and ``*``."""
-        return {self.name, "*", *(f"group:{g}" for g in self.groups)}
+        return self._subjects
+
+    @cached_property
+    def _subjects(self) -> frozenset[str]:
+        return frozenset({self.name, "*", *(f"group:{g}" for g in self.groups)})
 
     def matches(self, subjects: Iterable[str] | None) -> bool:
         """True when any of ``subjects`` names this principal (None names everyone)."""
         if subjects is None:
             return True
-        return bool(self.subjects() & set(subjects))
+        mine = self._subjects
+        return any(s in mine for s in subjects)
 
     def __str__(self) -> str:
         return self.name

@@ -94,6 +94,10 @@ class Release(Record):
     profile: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     erasures: list[str] = Field(default_factory=list,
                                 description="ids of erasures that removed rows from it")
+    retention_cutoff: datetime | None = Field(
+        None, description="rows whose event time is before this were left out or removed")
+    retentions: list[str] = Field(default_factory=list,
+                                  description="ids of retention runs that removed rows from it")
 
     @property
     def rows(self) -> int:

@@ -205,7 +205,7 @@ class ProductStorage:
                       latest: bool) -> PortRelease:
         """The port of ``release`` with its data in ``files`` instead (written into the port's
         folder, same columns); for the latest release, also a new Delta version holding them.
-        Used by erasure, the one operation that changes a committed release."""
+        Used by erasure and retention, the only operations that change a committed release."""
         written = self._port(release, port)
         _, data_files, rows = _add_files(files)
         version = written.delta_version
@@ -220,8 +220,8 @@ class ProductStorage:
                                           "delta_version": version})
 
     def amend(self, release: Release) -> Release:
-        """Replace a committed release's manifest atomically (erasure only: the data it points
-        to changes, its number and history do not)."""
+        """Replace a committed release's manifest atomically (erasure and retention only: the
+        data it points to changes, its number and history do not)."""
         self._release_file(release.release).stat()  # it must exist
         write_atomic(self._release_file(release.release),
                      release.model_dump_json(indent=2).encode())
