@@ -36,7 +36,7 @@ from quanta.errors import Location, QuantaError
 from quanta.governance.policies import PolicySet, load_policies
 from quanta.sidecar.access import AuthorizationError, PortAccess, decide
 from quanta.sidecar.principals import Principal
-from quanta.spec.loader import read_yaml, validate
+from quanta.spec.loader import load_model
 from quanta.spec.mesh import Mesh
 from quanta.spec.models import Identifier, MaskMethod, Model
 
@@ -118,14 +118,9 @@ def run_policy_tests(mesh: Mesh, policies: PolicySet | None = None) -> PolicyTes
     policies = policies if policies is not None else load_policies(mesh)
     report = PolicyTestReport(problems=list(policies.problems))
     for file in policy_test_files(mesh):
-        try:
-            doc = read_yaml(file)
-        except QuantaError as exc:
-            report.problems.append(exc)
-            continue
-        model, problems = validate(doc, PolicyTestFile)
+        doc, model, problems = load_model(file, PolicyTestFile)
         report.problems += problems
-        if model is None:
+        if doc is None or model is None:
             continue
         for index, test in enumerate(model.tests):
             where = doc.locate(("tests", index))

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from quanta.errors import Location, QuantaError
 from quanta.governance.custom import mesh_location, user_frame
-from quanta.spec.loader import read_yaml, validate
+from quanta.spec.loader import load_model
 from quanta.spec.mesh import Mesh, Product
 from quanta.spec.models import (
     ConsentPolicy,
@@ -268,14 +268,9 @@ def load_policies(mesh: Mesh) -> PolicySet:
 
 
 def _load_yaml(file: Path, found: PolicySet) -> None:
-    try:
-        doc = read_yaml(file)
-    except QuantaError as exc:
-        found.problems.append(exc)
-        return
-    model, problems = validate(doc, PolicyFile)
+    doc, model, problems = load_model(file, PolicyFile)
     found.problems += problems
-    if model is None:
+    if doc is None or model is None:
         return
     for index, item in enumerate(model.policies):
         found.placed.append(Placed(item, doc.locate(("policies", index)),

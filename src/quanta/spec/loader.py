@@ -116,6 +116,18 @@ def plain(node: Any) -> Any:
     return node
 
 
+def load_model(file: Path, model: type[M]
+               ) -> tuple[SpecDocument | None, M | None, list[QuantaError]]:
+    """Read ``file`` and validate it against ``model``: the document (for positions), the
+    model, and every problem (a YAML syntax error included) instead of raising."""
+    try:
+        doc = read_yaml(file)
+    except QuantaError as exc:
+        return None, None, [exc]
+    found, problems = validate(doc, model)
+    return doc, found, problems
+
+
 def validate(doc: SpecDocument, model: type[M]) -> tuple[M | None, list[QuantaError]]:
     """Validate ``doc`` against ``model``; return the model or every problem found."""
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from quanta.address import Address
 from quanta.errors import AddressError, Location, NotFoundError, QuantaError, SpecError
-from quanta.spec.loader import SpecDocument, read_yaml, validate
+from quanta.spec.loader import SpecDocument, load_model, read_yaml, validate
 from quanta.spec.models import ConsentPolicy, MeshSpec, ProductInput, ProductSpec
 from quanta.spec.semantics import check_product
 
@@ -136,14 +136,9 @@ def load_mesh(root: Path) -> Mesh:
         files.update(p.resolve() for p in root.glob(pattern) if p.is_file())
     docs: dict[str, SpecDocument] = {}
     for file in sorted(files):
-        try:
-            product_doc = read_yaml(file)
-        except QuantaError as exc:
-            mesh.problems.append(exc)
-            continue
-        product_spec, found = validate(product_doc, ProductSpec)
+        product_doc, product_spec, found = load_model(file, ProductSpec)
         mesh.problems += found
-        if product_spec is None:
+        if product_doc is None or product_spec is None:
             continue
         mesh.problems += check_product(product_spec, product_doc)
         if product_spec.key in mesh.products:
