@@ -146,6 +146,11 @@ class Builder:
         spec = product.spec
         key = product.key
         storage = ProductStorage(self.mesh.storage_root, key)
+        lifecycle = storage.lifecycle()
+        if lifecycle.state == "retired":
+            raise QuantaError(f"{lifecycle.notice(key)}: it is not built any more",
+                              hint=f"quanta reactivate {key} to build it again",
+                              code="product_retired")
         previous = storage.latest()
         # before any work: the federation's standards, and a new major for a breaking change
         enforce(check_standards(self.mesh, [key]), [key])

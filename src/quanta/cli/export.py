@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.console import Console
+from rich.markup import escape
 
 from quanta.cli.render import arrow_table
 from quanta.errors import QuantaError
@@ -26,6 +27,8 @@ def write_result(out: Console, err: Console, result: QueryResult, fmt: str,
         raise QuantaError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}",
                           code="format_invalid")
     table = result.table
+    for notice in result.notices:
+        err.print(f"[yellow]warning[/] {escape(notice)}", soft_wrap=True)
     if fmt == "table" and output is None:
         out.print(arrow_table(table, max_rows))
         more = table.num_rows - max_rows
@@ -46,7 +49,7 @@ def write_result(out: Console, err: Console, result: QueryResult, fmt: str,
         _emit(buffer.getvalue(), output)
     else:
         document = {"snapshot": result.snapshot, "masked": result.masked,
-                    "rows": jsonable(table.to_pylist())}
+                    "notices": result.notices, "rows": jsonable(table.to_pylist())}
         _emit((json.dumps(document, ensure_ascii=False) + "\n").encode(), output)
     if output is not None:
         err.print(f"[green]✓[/] wrote {table.num_rows:,} rows to {output} "

@@ -260,6 +260,7 @@ def show(
     document = render.product_document(
         product, ctx.releases(product.key), ctx.mesh.downstream(product.key)
     )
+    document["lifecycle"] = ctx.storage(product.key).lifecycle().model_dump(mode="json")
     if as_json:
         out.print_json(render.dumps(document))
     else:
@@ -388,4 +389,4 @@ def run() -> None:
 
 
 # Sub-command modules register themselves on `app` when imported.
-from quanta.cli import access, erase, governance, retention, security  # noqa: E402, F401
+from quanta.cli import access, erase, governance, lifecycle, retention, security  # noqa: E402, F401

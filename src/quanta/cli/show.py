@@ -19,6 +19,12 @@ def print_product(out: Console, doc: dict[str, Any]) -> None:
     owner = doc["owner"]
     out.print(f"[bold]{doc['address']}[/]  [dim]{doc['kind']}, interface {doc['version']}[/]")
     out.print(doc["description"])
+    lifecycle = doc.get("lifecycle") or {}
+    if lifecycle.get("state", "active") != "active":
+        sunset = f", sunset {lifecycle['sunset']}" if lifecycle.get("sunset") else ""
+        instead = f"; use {lifecycle['replacement']}" if lifecycle.get("replacement") else ""
+        colour = "red" if lifecycle["state"] == "retired" else "yellow"
+        out.print(f"[{colour}]{lifecycle['state']}[/]{sunset}{instead}")
     contact = f" <{owner['email']}>" if owner.get("email") else ""
     out.print(f"owner: {owner['team']}{contact}   tags: {', '.join(doc['tags']) or '-'}")
     if doc["upstream"] or doc["downstream"]:

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from quanta.address import Address
 from quanta.engine.duckdb import DuckDBSession, literal, quote
-from quanta.errors import InputError
+from quanta.errors import InputError, QuantaError
 from quanta.inputs.base import InputContext
 from quanta.spec.models import ProductInput
 from quanta.storage import InputRead
@@ -18,6 +18,13 @@ class ProductConnector:
     def load(self, session: DuckDBSession, spec: ProductInput, context: InputContext) -> InputRead:
         address = Address.parse(spec.product)
         storage = context.storage(address.product_key)
+        lifecycle = storage.lifecycle()
+        if lifecycle.state == "retired":
+            raise QuantaError(
+                f"input '{spec.name}': {lifecycle.notice(address.product_key)}",
+                hint=f"read {lifecycle.replacement} instead" if lifecycle.replacement else
+                f"ask the owners of {address.product_key} what replaces it",
+                code="input_retired")
         pinned = spec.release or address.version
         release = storage.release(pinned) if pinned else storage.latest()
         if release is None:

@@ -15,6 +15,7 @@ import pyarrow.flight as flight
 from quanta.errors import NotFoundError, QuantaError
 from quanta.sidecar import AsOf, Principal, Sidecar
 from quanta.sidecar.access import AuthorizationError
+from quanta.sidecar.core import ProductRetiredError
 from quanta.sidecar.tokens import AuthenticationError
 
 
@@ -66,12 +67,16 @@ class QuantaFlightServer(flight.FlightServerBase):
             raise flight.FlightUnauthorizedError(exc.render()) from None
         except NotFoundError as exc:
             raise flight.FlightServerError(f"not found: {exc.render()}") from None
+        except ProductRetiredError as exc:
+            raise flight.FlightServerError(f"gone: {exc.render()}") from None
         except QuantaError as exc:
             raise flight.FlightServerError(exc.render()) from None
         state.snapshot = stream.snapshot_header()
         # headers may leave before do_get returns, so the schema carries the snapshot too
-        schema = stream.schema.with_metadata(
-            {**(stream.schema.metadata or {}), b"quanta.snapshot": state.snapshot.encode()})
+        metadata = {**(stream.schema.metadata or {}), b"quanta.snapshot": state.snapshot.encode()}
+        if stream.notices:  # e.g. a product read is deprecated: the client can warn
+            metadata[b"quanta.notices"] = json.dumps(stream.notices).encode()
+        schema = stream.schema.with_metadata(metadata)
         return flight.GeneratorStream(schema, _batches(stream, schema))
 
 

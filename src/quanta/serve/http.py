@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,10 +23,12 @@ from quanta.sidecar import AsOf, Principal, Sidecar
 from quanta.sidecar.access import AuthorizationError, describe
 from quanta.sidecar.tokens import AuthenticationError
 from quanta.spec.durations import parse_duration
+from quanta.storage import ProductStorage
 from quanta.values import jsonable
 
 SNAPSHOT_HEADER = "Quanta-Snapshot"
 MASKED_HEADER = "Quanta-Masked"
+NOTICE_HEADER = "Quanta-Notice"
 MAX_SQL = 100_000
 MAX_PAGE = 10_000
 SMALL_ANSWER = 256 * 1024
@@ -71,7 +74,40 @@ def status_of(error: QuantaError) -> int:
         return 404
     if error.code == "not_acceptable":
         return 406
+    if error.code == "product_retired":
+        return 410
     return 400
+
+
+def lifecycle_headers(sidecar: Sidecar, ports: tuple[Address, ...]) -> dict[str, str]:
+    """Deprecation (RFC 9745), Sunset (RFC 8594) and successor links of products read."""
+    headers: dict[str, str] = {}
+    links, notices, sunsets = [], [], []
+    for key in dict.fromkeys(a.product_key for a in ports):
+        state = ProductStorage(sidecar.mesh.storage_root, key).lifecycle()
+        if state.state != "deprecated":
+            continue
+        notices.append(state.notice(key) or key)
+        if state.sunset:
+            sunsets.append(state.sunset)
+        if state.replacement:
+            links.append(f'<{state.replacement}>; rel="successor-version"')
+    if notices:
+        headers["Deprecation"] = "true"
+        headers[NOTICE_HEADER] = "; ".join(notices)
+    if sunsets:
+        day = min(sunsets)
+        headers["Sunset"] = format_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC),
+                                            usegmt=True)
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
+
+
+def _lifecycle_summary(sidecar: Sidecar, key: str) -> dict[str, Any]:
+    state = ProductStorage(sidecar.mesh.storage_root, key).lifecycle()
+    return {"state": state.state, "sunset": state.sunset.isoformat() if state.sunset else None,
+            "replacement": state.replacement}
 
 
 def error_response(error: QuantaError) -> JSONResponse:
@@ -156,6 +192,7 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         if stream.masked():
             headers[MASKED_HEADER] = ",".join(
                 f"{column}={why.split(':')[0]}" for column, why in stream.masked().items())
+        headers |= lifecycle_headers(sidecar, stream.ports)
         if media == PARQUET:
             headers["Content-Disposition"] = 'attachment; filename="result.parquet"'
         chunks = encode(stream, media)
@@ -177,7 +214,8 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         return {"products": [
             {"address": f"quanta://{p.spec.domain}/{p.spec.name}", "domain": p.spec.domain,
              "name": p.spec.name, "kind": p.spec.kind, "description": p.spec.description,
-             "ports": [port.name for port in p.spec.outputs]}
+             "ports": [port.name for port in p.spec.outputs],
+             "lifecycle": _lifecycle_summary(sidecar, p.key)}
             for p in mesh.products.values()
         ]}
 
@@ -208,7 +246,8 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         return JSONResponse(
             {"rows": jsonable(table.to_pylist()), "next_cursor": next_cursor,
              "release": pinned, "snapshot": stream.snapshot},
-            headers={SNAPSHOT_HEADER: stream.snapshot_header()},
+            headers={SNAPSHOT_HEADER: stream.snapshot_header(),
+                     **lifecycle_headers(sidecar, stream.ports)},
         )
 
     requests = AccessRequests(sidecar)

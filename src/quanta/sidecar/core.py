@@ -38,6 +38,12 @@ BATCH_ROWS = 131_072
 AUDITED_QUERY_CHARS = 20_000  # longer texts are cut in the log; their hash is of the whole
 
 
+class ProductRetiredError(QuantaError):
+    """The product read is retired (HTTP 410)."""
+
+    code = "product_retired"
+
+
 def relation_name(address: Address) -> str:
     """The engine-side name of a port's secure relation."""
     return f"port__{address.domain}__{address.product}__{address.port}"
@@ -51,6 +57,7 @@ class QueryResult:
     snapshot: dict[str, int]
     ports: tuple[Address, ...] = ()
     masked: dict[str, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # e.g. a product read is deprecated
 
     def snapshot_header(self) -> str:
         """``domain.product@N,...``: enough to repeat the query exactly."""
@@ -69,6 +76,7 @@ class QueryStream:
     snapshot: dict[str, int]
     ports: tuple[Address, ...]
     access: dict[str, PortAccess] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
     _reader: pa.RecordBatchReader | None = None
     _finish: Any = None
     rows: int = 0
@@ -100,7 +108,8 @@ class QueryStream:
 
     def result(self) -> QueryResult:
         """Read the whole stream into a QueryResult."""
-        return QueryResult(self.read_all(), self.snapshot, self.ports, self.masked())
+        return QueryResult(self.read_all(), self.snapshot, self.ports, self.masked(),
+                           list(self.notices))
 
     def masked(self) -> dict[str, str]:
         """Every masked column read (``domain.product.port.column``) → method and policy."""
@@ -161,11 +170,14 @@ class Sidecar:
                 raise QueryError("the query reads no data product",
                                  hint="read a port, e.g. SELECT * FROM domain.product LIMIT 10",
                                  code="query_refused")
+            notices = self._lifecycle_notices(gated)
             access = {str(a): self.decide(principal, purpose, a) for a in gated.ports}
             releases = self._pin(gated, as_of)
             record["snapshot"] = {k: r.release for k, r in releases.items()}
             limits = limits_for(self.mesh.spec.serving, principal)
-            return self._run(gated, access, releases, limits, record, started)
+            stream = self._run(gated, access, releases, limits, record, started)
+            stream.notices = notices
+            return stream
         except QuantaError as exc:
             self._audit(record, started, exc)
             raise
@@ -180,6 +192,21 @@ class Sidecar:
             as_of = AsOf(release=address.version)
         return self.query(principal, f"SELECT * FROM {full.domain}.{full.product}.{full.port}",
                           as_of, purpose, mode)
+
+    def _lifecycle_notices(self, gated: GatedQuery) -> list[str]:
+        """Notices of deprecated products read; a retired product refuses the query."""
+        notices = []
+        for key in dict.fromkeys(a.product_key for a in gated.ports):
+            state = ProductStorage(self.mesh.storage_root, key).lifecycle()
+            notice = state.notice(key)
+            if state.state == "retired":
+                raise ProductRetiredError(
+                    f"{notice}: its data is no longer served",
+                    hint=f"read {state.replacement} instead" if state.replacement else
+                    f"ask the owners of {key} what replaces it")
+            if notice:
+                notices.append(notice)
+        return notices
 
     def _resolve(self, address: Address) -> Address:
         product = self.mesh.product(address)

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from quanta.errors import NotFoundError, StorageError
 from quanta.storage.files import create_atomic, sha256_file, write_atomic
+from quanta.storage.lifecycle import Lifecycle, read_lifecycle, write_lifecycle
 from quanta.storage.manifest import DataFile, PortRelease, Release, RunRecord
 
 _RELEASE_FILE = re.compile(r"^(\d{6,})\.json$")
@@ -226,6 +227,22 @@ class ProductStorage:
         write_atomic(self._release_file(release.release),
                      release.model_dump_json(indent=2).encode())
         return release
+
+    @property
+    def lifecycle_file(self) -> Path:
+        return self.folder / "lifecycle.json"
+
+    def lifecycle(self) -> Lifecycle:
+        """The product's life cycle state (active unless deprecated or retired)."""
+        try:
+            return read_lifecycle(self.lifecycle_file)
+        except (ValidationError, ValueError) as exc:
+            raise StorageError(f"the life cycle record of {self.key} is damaged: {exc}",
+                               hint=f"restore {self.lifecycle_file} or remove it (active)",
+                               code="lifecycle_damaged") from None
+
+    def set_lifecycle(self, state: Lifecycle) -> None:
+        write_lifecycle(self.lifecycle_file, state)
 
     def _release_file(self, number: int) -> Path:
         return self.release_folder / f"{number:06d}.json"
