@@ -132,3 +132,28 @@ def test_removing_a_port_is_breaking(tiny_mesh: Path) -> None:
     assert [(c.describe(), c.breaking) for c in found] == [
         ("port orders: removed", True), ("port orders_v2: added", False)]
     ctx.close()
+
+
+def test_the_previous_major_is_served_beside_the_new_one(tiny_mesh: Path) -> None:
+    built(tiny_mesh).close()
+    edit(tiny_mesh, "version: 1.0.0", "version: 2.0.0")
+    edit(tiny_mesh, "classification: pii, polyseme: customer_id",
+         "classification: confidential, polyseme: customer_id")
+    ctx = MeshContext(tiny_mesh)
+    [result] = ctx.build(["shop.orders"])
+    assert result.ok and result.release is not None and result.release.release == 2
+    current = ctx.query("SELECT count(*) AS n FROM shop.orders")
+    assert current.snapshot == {"shop.orders": 2} and current.notices == []
+    old = ctx.query("SELECT count(*) AS n FROM shop.orders", "v1")
+    assert old.snapshot == {"shop.orders": 1}
+    assert old.notices == ["shop.orders is read at interface 1.0.0 (release 1); the current "
+                           "one is 2.0.0 (release 2): move to it before the old major's sunset"]
+    with pytest.raises(Exception, match="no release of major version 3") as info:
+        ctx.query("SELECT 1 FROM shop.orders", "v3")
+    assert "v1, v2" in (getattr(info.value, "hint", "") or "")
+    with pytest.raises(Exception, match="ambiguous"):
+        ctx.query("SELECT 1 FROM shop.orders JOIN shop.daily_totals ON true", "v1")
+    shown = cli("query", "SELECT count(*) FROM shop.orders", "--as-of", "v1",
+                "--mesh", str(tiny_mesh))
+    assert shown.exit_code == 0 and "interface 1.0.0" in shown.stderr
+    ctx.close()

@@ -28,7 +28,7 @@ from quanta.sidecar.gate import GatedQuery, gate
 from quanta.sidecar.grants import GrantStore
 from quanta.sidecar.limits import WATCHDOG, LimitExceeded, QueryLimits, limits_for
 from quanta.sidecar.principals import Principal
-from quanta.sidecar.snapshot import AsOf, pin
+from quanta.sidecar.snapshot import AsOf, major_of, pin
 from quanta.sidecar.tokens import TokenStore
 from quanta.spec.mesh import Mesh
 from quanta.storage import ProductStorage, Release
@@ -175,6 +175,7 @@ class Sidecar:
             releases = self._pin(gated, as_of)
             record["snapshot"] = {k: r.release for k, r in releases.items()}
             limits = limits_for(self.mesh.spec.serving, principal)
+            notices += self._older_major_notices(releases)
             stream = self._run(gated, access, releases, limits, record, started)
             stream.notices = notices
             return stream
@@ -206,6 +207,19 @@ class Sidecar:
                     f"ask the owners of {key} what replaces it")
             if notice:
                 notices.append(notice)
+        return notices
+
+    def _older_major_notices(self, releases: dict[str, Release]) -> list[str]:
+        """A notice for each product read at an older major interface than its newest."""
+        notices = []
+        for key, release in releases.items():
+            newest = ProductStorage(self.mesh.storage_root, key).latest()
+            if newest is not None and major_of(release.interface_version) < major_of(
+                    newest.interface_version):
+                notices.append(
+                    f"{key} is read at interface {release.interface_version} (release "
+                    f"{release.release}); the current one is {newest.interface_version} "
+                    f"(release {newest.release}): move to it before the old major's sunset")
         return notices
 
     def _resolve(self, address: Address) -> Address:
