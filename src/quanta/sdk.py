@@ -7,14 +7,23 @@ the same rows and masks whichever way it connects.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pyarrow as pa
 
 from quanta.errors import NotFoundError, QuantaError, QueryError
 
+if TYPE_CHECKING:
+    from quanta.control.access import State
+
 SNAPSHOT_KEY = b"quanta.snapshot"
+
+
+class QuantaNotice(UserWarning):
+    """Something a consumer should act on: a product read is deprecated, or read at an older
+    major version than its current one. Also in ``ResultTable.notices``."""
 
 
 class ResultTable:
@@ -24,11 +33,15 @@ class ResultTable:
     and ``.to_polars()`` convert; ``.arrow`` is the plain ``pyarrow.Table``.
     """
 
-    def __init__(self, table: pa.Table, snapshot: dict[str, int]) -> None:
+    def __init__(self, table: pa.Table, snapshot: dict[str, int],
+                 notices: list[str] | None = None) -> None:
         header = ",".join(f"{k}@{v}" for k, v in sorted(snapshot.items()))
         self.arrow = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), SNAPSHOT_KEY: header.encode()})
         self.snapshot = snapshot
+        self.notices = list(notices or [])
+        for notice in self.notices:  # e.g. a product read is deprecated
+            warnings.warn(notice, QuantaNotice, stacklevel=3)
 
     def to_polars(self) -> Any:
         """The result as a polars DataFrame."""
@@ -88,12 +101,41 @@ class LocalClient:
     def sql(self, query: str, as_of: str | int | None = None,
             purpose: str | None = None) -> ResultTable:
         result = self.context.query(query, as_of, principal=self.principal, purpose=purpose)
-        return ResultTable(result.table, result.snapshot)
+        return ResultTable(result.table, result.snapshot, result.notices)
 
     def read(self, address: str, as_of: str | int | None = None,
              purpose: str | None = None) -> ResultTable:
         result = self.context.read(address, as_of, principal=self.principal, purpose=purpose)
-        return ResultTable(result.table, result.snapshot)
+        return ResultTable(result.table, result.snapshot, result.notices)
+
+    def request_access(self, address: str, reason: str, purpose: str | None = None
+                       ) -> dict[str, Any]:
+        """Ask the product's owners for read access (the control port)."""
+        return self.context.access_requests().request(self.principal, address, purpose,
+                                                       reason).to_dict()
+
+    def access_requests(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Requests this principal made, and those it may decide as an owner."""
+        if state not in (None, "pending", "approved", "denied"):
+            raise QuantaError(f"unknown state {state!r}", hint="pending, approved or denied",
+                              code="bad_request")
+        requests = self.context.access_requests()
+        items = requests.visible_to(self.principal, cast("State | None", state))
+        return [i.to_dict() for i in items]
+
+    def approve(self, request_id: str, expires: str | None = None,
+                comment: str | None = None) -> dict[str, Any]:
+        """Approve a request (owners only): an expiring grant (default 90 days)."""
+        from quanta.spec.durations import parse_duration
+
+        lifetime = parse_duration(expires) if expires else None
+        return self.context.access_requests().approve(self.principal, request_id, lifetime,
+                                                      comment).to_dict()
+
+    def deny(self, request_id: str, comment: str) -> dict[str, Any]:
+        """Deny a request (owners only), saying why."""
+        return self.context.access_requests().deny(self.principal, request_id,
+                                                   comment).to_dict()
 
     def close(self) -> None:
         self.context.close()
@@ -106,6 +148,7 @@ def _snapshot(header: str | None) -> dict[str, int]:
 
 def _raise_for(status: int, body: bytes) -> None:
     from quanta.sidecar.access import AuthorizationError
+    from quanta.sidecar.core import ProductRetiredError
     from quanta.sidecar.tokens import AuthenticationError
 
     try:
@@ -114,7 +157,7 @@ def _raise_for(status: int, body: bytes) -> None:
     except (ValueError, KeyError, TypeError):
         message, hint, code = body.decode(errors="replace")[:500], None, None
     kind: type[QuantaError] = {401: AuthenticationError, 403: AuthorizationError,
-                               404: NotFoundError}.get(status, QueryError)
+                               404: NotFoundError, 410: ProductRetiredError}.get(status, QueryError)
     raise kind(message, hint=hint, code=code)
 
 
@@ -136,7 +179,8 @@ class HttpClient:
         if response.status_code != 200:
             _raise_for(response.status_code, response.content)
         table = pa.ipc.open_stream(response.content).read_all()
-        return ResultTable(table, _snapshot(response.headers.get("quanta-snapshot")))
+        notices = [n for n in response.headers.get("quanta-notice", "").split(" | ") if n]
+        return ResultTable(table, _snapshot(response.headers.get("quanta-snapshot")), notices)
 
     def read(self, address: str, as_of: str | int | None = None,
              purpose: str | None = None) -> ResultTable:
@@ -147,6 +191,36 @@ class HttpClient:
         if parsed.version is not None:
             as_of = parsed.version
         return self.sql(f"SELECT * FROM {parsed.domain}.{parsed.product}{port}", as_of, purpose)
+
+    def request_access(self, address: str, reason: str, purpose: str | None = None
+                       ) -> dict[str, Any]:
+        """Ask the product's owners for read access (the control port)."""
+        return self._control("post", "/api/v1/access-requests",
+                             {"address": address, "reason": reason, "purpose": purpose}
+                             )["request"]
+
+    def access_requests(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Requests this principal made, and those it may decide as an owner."""
+        params = {"state": state} if state else None
+        return list(self._control("get", "/api/v1/access-requests", None, params)["requests"])
+
+    def approve(self, request_id: str, expires: str | None = None,
+                comment: str | None = None) -> dict[str, Any]:
+        """Approve a request (owners only): an expiring grant (default 90 days)."""
+        return self._control("post", f"/api/v1/access-requests/{request_id}/approve",
+                             {"expires": expires, "comment": comment})["request"]
+
+    def deny(self, request_id: str, comment: str) -> dict[str, Any]:
+        """Deny a request (owners only), saying why."""
+        return self._control("post", f"/api/v1/access-requests/{request_id}/deny",
+                             {"comment": comment})["request"]
+
+    def _control(self, method: str, path: str, body: dict[str, Any] | None,
+                 params: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self.http.request(method.upper(), path, json=body, params=params)
+        if response.status_code not in (200, 201):
+            _raise_for(response.status_code, response.content)
+        return dict(response.json())
 
     def close(self) -> None:
         self.http.close()
@@ -180,8 +254,10 @@ class FlightClient:
             _raise_for(status, json.dumps({"error": {"message": text.removeprefix(
                 "not found: ")}}).encode())
             raise
-        value = (table.schema.metadata or {}).get(SNAPSHOT_KEY, b"").decode()
-        return ResultTable(table.replace_schema_metadata(None), _snapshot(value))
+        metadata = table.schema.metadata or {}
+        value = metadata.get(SNAPSHOT_KEY, b"").decode()
+        notices = json.loads(metadata[b"quanta.notices"]) if b"quanta.notices" in metadata else []
+        return ResultTable(table.replace_schema_metadata(None), _snapshot(value), notices)
 
     def sql(self, query: str, as_of: str | int | None = None,
             purpose: str | None = None) -> ResultTable:

@@ -79,6 +79,12 @@ def status_of(error: QuantaError) -> int:
     return 400
 
 
+def notice_header(notices: list[str]) -> str:
+    """Notices as one header value: ASCII only (other characters escaped), one line."""
+    text = " | ".join(" ".join(n.split()) for n in notices)
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def lifecycle_headers(sidecar: Sidecar, ports: tuple[Address, ...]) -> dict[str, str]:
     """Deprecation (RFC 9745), Sunset (RFC 8594) and successor links of products read."""
     headers: dict[str, str] = {}
@@ -94,7 +100,6 @@ def lifecycle_headers(sidecar: Sidecar, ports: tuple[Address, ...]) -> dict[str,
             links.append(f'<{state.replacement}>; rel="successor-version"')
     if notices:
         headers["Deprecation"] = "true"
-        headers[NOTICE_HEADER] = "; ".join(notices)
     if sunsets:
         day = min(sunsets)
         headers["Sunset"] = format_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC),
@@ -193,6 +198,8 @@ def create_app(sidecar: Sidecar) -> FastAPI:
             headers[MASKED_HEADER] = ",".join(
                 f"{column}={why.split(':')[0]}" for column, why in stream.masked().items())
         headers |= lifecycle_headers(sidecar, stream.ports)
+        if stream.notices:  # deprecations, older major versions
+            headers[NOTICE_HEADER] = notice_header(stream.notices)
         if media == PARQUET:
             headers["Content-Disposition"] = 'attachment; filename="result.parquet"'
         chunks = encode(stream, media)
@@ -247,7 +254,9 @@ def create_app(sidecar: Sidecar) -> FastAPI:
             {"rows": jsonable(table.to_pylist()), "next_cursor": next_cursor,
              "release": pinned, "snapshot": stream.snapshot},
             headers={SNAPSHOT_HEADER: stream.snapshot_header(),
-                     **lifecycle_headers(sidecar, stream.ports)},
+                     **lifecycle_headers(sidecar, stream.ports),
+                     **({NOTICE_HEADER: notice_header(stream.notices)} if stream.notices
+                        else {})},
         )
 
     requests = AccessRequests(sidecar)
