@@ -171,6 +171,10 @@ def test_grants_and_access_requests(tmp_path: Path) -> None:
     assert {f.name: f.detail for f in report.fitness}["access_approval_time"] == (
         "2 decided request(s)")
     assert report.policies["people.plays"][0] == "* may read"
+    assert report.policies["(global)"] == (
+        "federation.yaml#1: everyone may not read for resale: listener data is never sold",
+        "federation.yaml#2: group:auditors may read for audit",
+        "regions (Python, regions.py:8)")
 
     document = report.to_dict(principals=False)
     text = json.dumps(document)

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from quanta.errors import QuantaError
+from quanta.errors import Location, QuantaError
 from quanta.governance.builtin import BUILTIN_STANDARDS, _missing_text
 from quanta.governance.findings import Finding, count
+from quanta.governance.policies import load_policies
 from quanta.governance.standards import review_standards, run_standard
 from quanta.spec.mesh import Mesh
-from quanta.spec.models import Policy
 from quanta.storage import ProductStorage
 from quanta.storage.locks import file_lock
 
@@ -86,7 +86,7 @@ class ReportSources:
 
     grants: Sequence[GrantRecord] = ()
     requests: Sequence[RequestRecord] = ()
-    describe: Callable[[Policy], str] = str  # a policy in plain words
+    describe: Callable[[Any], str] = str  # a policy (local or global) in plain words
 
 
 @dataclass(frozen=True)
@@ -346,11 +346,13 @@ def governance_report(mesh: Mesh, sources: ReportSources, *, now: datetime | Non
         for name, (unit, text) in FITNESS.items())
     if record:
         history.append(FitnessSnapshot(now, values))
+    federal = _global_policies(mesh, sources, problems)
     return GovernanceReport(
         mesh=mesh.spec.name, generated_at=now, products=products,
         domains=_domains(products),
-        policies={key: tuple(sources.describe(p) for p in mesh.products[key].spec.policies)
-                  for key in keys},
+        policies={**federal,
+                  **{key: tuple(sources.describe(p) for p in mesh.products[key].spec.policies)
+                     for key in keys}},
         grants_expiring=tuple(g for g in expiring if g.left <= EXPIRY_WINDOW),
         grants_expired=expired, pending_requests=pending, slos_missing=slos_missing,
         pii_unprotected=pii, releases=releases, fitness=fitness, history_file=history.file,
@@ -447,3 +449,31 @@ def _parse(text: str, what: str, warnings: list[str]) -> datetime | None:
 def _utc(moment: datetime) -> datetime:
     """Aware in UTC (times written without a zone are taken as UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+GLOBAL_POLICIES = "(global)"
+
+
+def _global_policies(mesh: Mesh, sources: ReportSources, problems: list[str]
+                     ) -> dict[str, tuple[str, ...]]:
+    """The federation's policies in words, under ``(global)``; empty when there are none."""
+    found = load_policies(mesh)
+    problems += [p.render() for p in found.problems]
+    words = [f"{item.name}: {sources.describe(item.policy)}{_scope(item.policy)}"
+             for item in found.placed]
+    words += [f"{function.name} (Python{_origin(function.origin)})"
+              for function in found.python]
+    return {GLOBAL_POLICIES: tuple(words)} if words else {}
+
+
+def _scope(policy: object) -> str:
+    parts = [f"{name} {', '.join(values)}" for name in ("domains", "products", "kinds")
+             if (values := getattr(policy, name, None))]
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _origin(origin: Location | None) -> str:
+    if origin is None:
+        return ""
+    return f", {Path(origin.file).name}:{origin.line}" if origin.line else \
+        f", {Path(origin.file).name}"

@@ -353,8 +353,13 @@ def _applies(principal: Principal, to: list[str] | None, unless: list[str]) -> b
     return principal.matches(to) and not (unless and principal.matches(unless))
 
 
-def describe(policy: Policy) -> str:
+def describe(policy: Policy | DenyPolicy) -> str:
     """A policy in plain words."""
+    if isinstance(policy, DenyPolicy):
+        who = f"{', '.join(policy.to)}" if policy.to else "everyone"
+        unless = f" (unless {', '.join(policy.unless)})" if policy.unless else ""
+        purposes = f" for {', '.join(policy.purposes)}" if policy.purposes else ""
+        return f"{who}{unless} may not read{purposes}: {policy.reason}"
     ports = f" on {', '.join(policy.ports)}" if policy.ports else ""
     if isinstance(policy, ConsentPolicy):
         unless = f", unless {', '.join(policy.unless)}" if policy.unless else ""
