@@ -146,6 +146,9 @@ class Builder:
         spec = product.spec
         key = product.key
         storage = ProductStorage(self.mesh.storage_root, key)
+        region = spec.region
+        storage.place(self.mesh.region_root(region) / "products" / spec.domain / spec.name
+                      if region else None)
         lifecycle = storage.lifecycle()
         if lifecycle.state == "retired":
             raise QuantaError(f"{lifecycle.notice(key)}: it is not built any more",
@@ -164,7 +167,8 @@ class Builder:
                     inputs[item.name] = connector_for(item).load(session, item, context)
                 # the build may read released data of this mesh (its own previous release,
                 # product inputs) and nothing else
-                session.allow_directory(self.mesh.storage_root / "products")
+                for readable in self.mesh.readable_roots():
+                    session.allow_directory(readable)
                 session.lock_file_access()
             declared = {i.name for i in spec.inputs}
             with self._stage(key, "transform", stages):

@@ -117,7 +117,8 @@ def erase(sidecar: Sidecar, polyseme: str, value: str, principal: Principal | No
     )
     root = sidecar.mesh.storage_root
     with DuckDBEngine().session() as session:
-        session.allow_directory(root / "products")
+        for readable in sidecar.mesh.readable_roots():
+            session.allow_directory(readable)
         session.lock_file_access()
         conditions = {key: {port: _condition(columns, value) for port, columns in ports.items()}
                       for key, ports in targets.items()}

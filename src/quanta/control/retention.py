@@ -143,7 +143,8 @@ def apply_retention(sidecar: Sidecar, products: list[str] | None = None,
                for p in planned if p.ports}
     root = sidecar.mesh.storage_root
     with DuckDBEngine().session() as session:
-        session.allow_directory(root / "products")
+        for readable in sidecar.mesh.readable_roots():
+            session.allow_directory(readable)
         session.lock_file_access()
         rewrites = rewrite.plan(session, root, targets, dry_run=dry_run, operation="retention",
                                 error=RetentionError)

@@ -41,5 +41,5 @@ def create_demo(folder: Path, events: int = 1_000_000, seed: int = 7, force: boo
         raise QuantaError(f"{folder} exists and is not empty",
                           hint="choose another folder", code="demo_exists")
     shutil.copytree(template_folder(), folder, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".quanta", "sources", "__pycache__"))
+                    ignore=shutil.ignore_patterns(".quanta", ".quanta-*", "sources", "__pycache__"))
     return generate_sources(folder, events=events, seed=seed)

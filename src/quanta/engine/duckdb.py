@@ -146,12 +146,13 @@ class DuckDBDatabase:
     may read files only under ``readable`` (released data), and its configuration is locked.
     """
 
-    def __init__(self, readable: Path, limits: EngineLimits | None = None) -> None:
+    def __init__(self, readable: Path | list[Path], limits: EngineLimits | None = None) -> None:
         session = DuckDBSession(limits)
         session.execute("SET GLOBAL TimeZone = 'UTC'")
         # released files never change, so their Parquet footers can be cached
         session.execute("SET GLOBAL parquet_metadata_cache = true")
-        session.allow_directory(readable)
+        for folder in readable if isinstance(readable, list) else [readable]:
+            session.allow_directory(folder)
         session.lock_file_access()
         self._base = session.con
 

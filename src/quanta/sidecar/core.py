@@ -133,7 +133,7 @@ class Sidecar:
         self.audit = AuditLog(root / "audit")
         (root / "products").mkdir(parents=True, exist_ok=True)
         memory = mesh.spec.serving.limits.memory_limit
-        self.database = DuckDBDatabase(root / "products", EngineLimits(memory_limit=memory))
+        self.database = DuckDBDatabase(mesh.readable_roots(), EngineLimits(memory_limit=memory))
         self.policies = load_policies(mesh)
         self._mask_key = mask_key(root)
         self._key_id = key_id(self._mask_key)

@@ -56,6 +56,16 @@ class Mesh:
     def storage_root(self) -> Path:
         return (self.root / self.spec.storage.root).resolve()
 
+    def region_root(self, region: str) -> Path:
+        """The storage folder of ``region`` (data sovereignty)."""
+        return (self.root / self.spec.storage.regions[region]).resolve()
+
+    def readable_roots(self) -> list[Path]:
+        """Every folder released data may live in: the storage root's products and each
+        region's, so engines may read them (and nothing else)."""
+        return [self.storage_root / "products",
+                *(self.region_root(r) / "products" for r in sorted(self.spec.storage.regions))]
+
     def product(self, key: str | Address) -> Product:
         """The product at ``key`` (``domain.product`` or an address), or NotFoundError."""
         name = key.product_key if isinstance(key, Address) else key
@@ -186,6 +196,7 @@ def _check_links(mesh: Mesh) -> list[QuantaError]:
                     hint=f"ports: {', '.join(p.name for p in target.spec.outputs)}",
                 ))
     problems += _check_consent_sources(mesh)
+    problems += _check_regions(mesh)
     problems += _find_cycles(mesh)
     return problems
 
@@ -259,4 +270,20 @@ def _find_cycles(mesh: Mesh) -> list[QuantaError]:
     for key in sorted(mesh.products):
         if key not in state:
             visit(key)
+    return problems
+
+
+def _check_regions(mesh: Mesh) -> list[QuantaError]:
+    """A product's region must be one mesh.yaml gives a storage folder."""
+    problems = []
+    regions = mesh.spec.storage.regions
+    for product in mesh.products.values():
+        region = product.spec.region
+        if region is not None and region not in regions:
+            problems.append(QuantaError(
+                f"region '{region}' has no storage folder in mesh.yaml",
+                location=product.doc.locate(("region",)), code="spec_inconsistent",
+                hint="add it under storage.regions in mesh.yaml, e.g. "
+                f"storage: {{regions: {{{region}: /data/{region}}}}}"
+                + (f"; regions: {', '.join(sorted(regions))}" if regions else "")))
     return problems

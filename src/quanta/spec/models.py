@@ -48,6 +48,10 @@ class StorageSpec(Model):
     """Where the mesh keeps its data, release manifests and run records."""
 
     root: str = Field(".quanta", description="folder for storage, relative to mesh.yaml")
+    regions: dict[Identifier, str] = Field(
+        default_factory=dict,
+        description="data sovereignty: region → its own storage folder (relative to mesh.yaml "
+        "or absolute); products declaring 'region' keep their data there")
 
 
 class CatalogSpec(Model):
@@ -486,6 +490,9 @@ class ProductSpec(Model):
     quality: list[QualityCheck] = Field(default_factory=list)
     slos: Slos = Field(default_factory=Slos)
     retention: Duration | None = None
+    region: Identifier | None = Field(
+        None, description="keep this product's data under the storage folder mesh.yaml names "
+        "for this region (storage.regions)")
     triggers: list[Trigger] = Field(default_factory=list)
     policies: list[Policy] = Field(default_factory=list)
 

@@ -228,6 +228,36 @@ class ProductStorage:
                      release.model_dump_json(indent=2).encode())
         return release
 
+    def place(self, real: Path | None) -> None:
+        """Keep the product's data in ``real`` (its region's storage folder) through a link
+        at the usual place; ``None``: in the storage root itself. Data is never moved: a
+        product whose data already lives elsewhere gets a clear error instead."""
+        folder = self.folder
+        if real is None:
+            if folder.is_symlink():
+                raise StorageError(
+                    f"the data of {self.key} lives in {folder.resolve()}, a region's storage "
+                    "folder, but its spec names no region",
+                    hint="set 'region' back in dataproduct.yaml, or move the data and remove "
+                    f"the link {folder}", code="region_mismatch")
+            return
+        real = real.resolve()
+        if folder.is_symlink():
+            if folder.resolve() != real:
+                raise StorageError(
+                    f"the data of {self.key} lives in {folder.resolve()}, not in {real}",
+                    hint="move the data to the region's folder and relink, or keep the region",
+                    code="region_mismatch")
+            return
+        if folder.exists():
+            raise StorageError(
+                f"{self.key} already has data in {folder}; a region's data must start in the "
+                "region's folder", hint=f"move {folder} to {real} and build again (quanta links "
+                "it), or remove the region", code="region_mismatch")
+        real.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.symlink_to(real, target_is_directory=True)
+
     @property
     def lifecycle_file(self) -> Path:
         return self.folder / "lifecycle.json"
