@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -256,7 +257,8 @@ class ProductStorage:
                 "it), or remove the region", code="region_mismatch")
         real.mkdir(parents=True, exist_ok=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        folder.symlink_to(real, target_is_directory=True)
+        # relative, so the mesh folder can move with its region folders
+        folder.symlink_to(os.path.relpath(real, folder.parent), target_is_directory=True)
 
     @property
     def lifecycle_file(self) -> Path:
