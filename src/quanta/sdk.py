@@ -137,6 +137,59 @@ class LocalClient:
         return self.context.access_requests().deny(self.principal, request_id,
                                                    comment).to_dict()
 
+    def grant(self, subject: str, address: str, purpose: str | None = None,
+              expires: str | None = None) -> dict[str, Any]:
+        """Let ``subject`` read a product this principal owns."""
+        from dataclasses import asdict
+
+        from quanta.control.grants import grant
+        from quanta.spec.durations import parse_duration
+
+        record = grant(self.context.sidecar, self.principal, subject, address, purpose,
+                       parse_duration(expires) if expires else None)
+        return asdict(record)
+
+    def revoke(self, subject: str, address: str, purpose: str | None = None
+               ) -> list[dict[str, Any]]:
+        """Remove grants of a product this principal owns."""
+        from dataclasses import asdict
+
+        from quanta.control.grants import revoke
+
+        return [asdict(g) for g in revoke(self.context.sidecar, self.principal, subject,
+                                          address, purpose)]
+
+    def set_lifecycle(self, address: str, state: str, sunset: str | None = None,
+                      replacement: str | None = None, reason: str | None = None
+                      ) -> dict[str, Any]:
+        """Deprecate (``sunset`` YYYY-MM-DD), retire or reactivate a product it owns."""
+        from datetime import date
+
+        from quanta.control import lifecycle
+
+        sidecar, who = self.context.sidecar, self.principal
+        if state == "deprecated":
+            if sunset is None:
+                raise QuantaError("deprecating needs a sunset date", code="bad_request")
+            done = lifecycle.deprecate(sidecar, who, address, date.fromisoformat(sunset),
+                                       replacement, reason)
+        elif state == "retired":
+            done = lifecycle.retire(sidecar, who, address, replacement, reason)
+        else:
+            done = lifecycle.reactivate(sidecar, who, address, reason)
+        return dict(done.model_dump(mode="json"))
+
+    def erase(self, polyseme: str, value: str, dry_run: bool = False) -> dict[str, Any]:
+        """Erase a data subject from every product carrying the polyseme (the operator)."""
+        from quanta.control.erasure import erase
+
+        if not self.principal.operator:
+            raise QuantaError("locally, only the mesh operator erases data subjects",
+                              hint="connect without principal=, or use the HTTP control port",
+                              code="forbidden")
+        return erase(self.context.sidecar, polyseme, value, self.principal,
+                     dry_run=dry_run).to_dict()
+
     def close(self) -> None:
         self.context.close()
 
@@ -214,6 +267,36 @@ class HttpClient:
         """Deny a request (owners only), saying why."""
         return self._control("post", f"/api/v1/access-requests/{request_id}/deny",
                              {"comment": comment})["request"]
+
+    def grant(self, subject: str, address: str, purpose: str | None = None,
+              expires: str | None = None) -> dict[str, Any]:
+        """Let ``subject`` read a product this principal owns."""
+        return self._control("post", "/api/v1/grants", {
+            "subject": subject, "address": address, "purpose": purpose, "expires": expires}
+        )["grant"]
+
+    def revoke(self, subject: str, address: str, purpose: str | None = None
+               ) -> list[dict[str, Any]]:
+        """Remove grants of a product this principal owns."""
+        return list(self._control("post", "/api/v1/grants/revoke", {
+            "subject": subject, "address": address, "purpose": purpose})["revoked"])
+
+    def set_lifecycle(self, address: str, state: str, sunset: str | None = None,
+                      replacement: str | None = None, reason: str | None = None
+                      ) -> dict[str, Any]:
+        """Deprecate (``sunset`` YYYY-MM-DD), retire or reactivate a product it owns."""
+        from quanta.address import Address
+
+        parsed = Address.parse(address)
+        return self._control(
+            "post", f"/api/v1/products/{parsed.domain}/{parsed.product}/lifecycle",
+            {"state": state, "sunset": sunset, "replacement": replacement,
+             "reason": reason})["lifecycle"]
+
+    def erase(self, polyseme: str, value: str, dry_run: bool = False) -> dict[str, Any]:
+        """Erase a data subject everywhere (principals mesh.yaml allows to)."""
+        return self._control("post", "/api/v1/erasures", {
+            "polyseme": polyseme, "value": value, "dry_run": dry_run})["erasure"]
 
     def _control(self, method: str, path: str, body: dict[str, Any] | None,
                  params: dict[str, str] | None = None) -> dict[str, Any]:

@@ -71,3 +71,28 @@ def test_access_requests_through_the_sdk(served: Served) -> None:
     finally:
         asker.close()
         owner.close()
+
+
+def test_the_control_port_through_the_sdk(served: Served) -> None:
+    tokens = served.context.sidecar.tokens
+    owner = quanta.connect(served.http, token=tokens.create("sdk_owner", ["people"])[0])
+    reader = quanta.connect(served.http, token=tokens.create("sdk_reader")[0])
+    dpo = quanta.connect(served.http, token=tokens.create("sdk_dpo", ["privacy_office"])[0])
+    local = quanta.connect(served.mesh)  # the operator
+    try:
+        owner.grant("sdk_reader", "quanta://people/listeners", expires="1h")
+        assert reader.sql("SELECT count(*) AS n FROM people.listeners").column("n")[0].as_py()
+        assert len(owner.revoke("sdk_reader", "quanta://people/listeners")) == 1
+        with pytest.raises(Exception, match="may not read"):
+            reader.sql("SELECT count(*) AS n FROM people.listeners")
+        sunset = (date.today() + timedelta(days=5)).isoformat()
+        assert owner.set_lifecycle("quanta://people/plays", "deprecated", sunset)[
+            "state"] == "deprecated"
+        assert local.set_lifecycle("quanta://people/plays", "active")["state"] == "active"
+        assert dpo.erase("listener_id", "l3", dry_run=True)["rows_removed"] >= 1
+        assert local.erase("listener_id", "l3", dry_run=True)["dry_run"]
+        with pytest.raises(Exception, match="may not erase"):
+            owner.erase("listener_id", "l3", dry_run=True)
+    finally:
+        for c in (owner, reader, dpo):
+            c.close()

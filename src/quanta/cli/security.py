@@ -106,15 +106,13 @@ def grant(
 ) -> None:
     """Let a principal or group read a product (or one port); effective at once."""
     from quanta.address import Address
+    from quanta.control.grants import grant as give
 
     check_subject(subject)
     ctx = context(mesh)
     parsed = Address.parse(address)
-    ctx.product(parsed)
-    if parsed.port and ctx.product(parsed).spec.port(parsed.port) is None:
-        raise QuantaError(f"{parsed.product_key} has no port '{parsed.port}'",
-                          code="port_not_found")
-    record = ctx.sidecar.grants.grant(subject, parsed, purpose, parse_expiry(expires))
+    record = give(ctx.sidecar, ctx.sidecar.operator(), subject, parsed, purpose,
+                  parse_expiry(expires))
     out.print(f"[green]✓[/] {subject} may read {parsed}"
               + (f" for {purpose}" if purpose else "")
               + (f" until {record.expires_at[:19]}" if record.expires_at else "")
@@ -130,10 +128,10 @@ def revoke(
     mesh: MeshOption = None,
 ) -> None:
     """Remove grants; new queries are refused at once."""
-    from quanta.address import Address
+    from quanta.control.grants import revoke as take
 
     ctx = context(mesh)
-    for record in ctx.sidecar.grants.revoke(subject, Address.parse(address), purpose):
+    for record in take(ctx.sidecar, ctx.sidecar.operator(), subject, address, purpose):
         out.print(f"[green]✓[/] revoked grant {record.id}: {record.subject} on "
                   f"{record.product}" + (f"/{record.port}" if record.port else ""))
 

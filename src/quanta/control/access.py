@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from quanta.address import Address
+from quanta.control.grants import owns
 from quanta.errors import NotFoundError, QuantaError
 from quanta.sidecar.access import AuthorizationError
 from quanta.sidecar.core import Sidecar
@@ -92,10 +93,7 @@ class AccessRequests:
         return f"group:{team} (the owning team) or the mesh operator"
 
     def may_decide(self, principal: Principal, request: AccessRequest) -> bool:
-        if principal.operator:
-            return True
-        product = self.sidecar.mesh.products.get(request.product)
-        return product is not None and product.spec.owner.team in principal.groups
+        return owns(self.sidecar, principal, request.product)
 
     # --- the steps ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from quanta.address import Address
+from quanta.control.grants import owns
 from quanta.errors import QuantaError
 from quanta.sidecar.access import AuthorizationError
 from quanta.sidecar.core import Sidecar
@@ -56,7 +57,7 @@ def _change(sidecar: Sidecar, principal: Principal, address: Address | str, stat
     if isinstance(address, str):
         address = Address.parse(address)
     product = sidecar.mesh.product(address)
-    if not (principal.operator or product.spec.owner.team in principal.groups):
+    if not owns(sidecar, principal, product.key):
         raise AuthorizationError(
             f"{principal} may not change the life cycle of {product.key}",
             hint=f"the owners do: group:{product.spec.owner.team} or the mesh operator")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +16,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.address import Address
-from quanta.control import AccessRequests
+from quanta.control import AccessRequests, erasure, lifecycle
+from quanta.control import grants as control_grants
 from quanta.errors import AddressError, NotFoundError, QuantaError
 from quanta.governance import ReportSources, governance_report
 from quanta.serve.encoders import ARROW, CSV, NDJSON, PARQUET, choose, encode
@@ -62,6 +64,48 @@ class DecisionBody(BaseModel):
     expires: str | None = Field(None, max_length=20,
                                 description="lifetime of the grant (approve), e.g. 90d")
     comment: str | None = Field(None, max_length=2_000)
+
+
+class GrantBody(BaseModel):
+    """Body of POST /api/v1/grants."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(max_length=200, description="a principal, group:<name> or *")
+    address: str = Field(max_length=500, description="quanta://domain/product[/port]")
+    purpose: str | None = Field(None, max_length=200)
+    expires: str | None = Field(None, max_length=20, description="lifetime, e.g. 90d")
+
+
+class RevokeBody(BaseModel):
+    """Body of POST /api/v1/grants/revoke."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(max_length=200)
+    address: str = Field(max_length=500)
+    purpose: str | None = Field(None, max_length=200)
+
+
+class LifecycleBody(BaseModel):
+    """Body of POST /api/v1/products/{domain}/{product}/lifecycle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["deprecated", "retired", "active"]
+    sunset: date | None = None
+    replacement: str | None = Field(None, max_length=500)
+    reason: str | None = Field(None, max_length=2_000)
+
+
+class ErasureBody(BaseModel):
+    """Body of POST /api/v1/erasures."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    polyseme: str = Field(max_length=63)
+    value: str = Field(min_length=1, max_length=1_000)
+    dry_run: bool = False
 
 
 def status_of(error: QuantaError) -> int:
@@ -260,6 +304,60 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         )
 
     requests = AccessRequests(sidecar)
+
+    @app.get("/api/v1/grants", tags=["control"])
+    def list_grants(request: Request) -> dict[str, Any]:
+        """Grants of the products the caller owns, and grants naming the caller."""
+        return {"grants": [asdict(g) for g in control_grants.visible(sidecar,
+                                                                     principal(request))]}
+
+    @app.post("/api/v1/grants", tags=["control"], status_code=201)
+    def give_grant(body: GrantBody, request: Request) -> dict[str, Any]:
+        """Let a principal or group read a product (owners only); effective at once."""
+        lifetime = _duration(body.expires) if body.expires else None
+        record = control_grants.grant(sidecar, principal(request), body.subject, body.address,
+                                      body.purpose, lifetime)
+        return {"grant": asdict(record)}
+
+    @app.post("/api/v1/grants/revoke", tags=["control"])
+    def take_grant(body: RevokeBody, request: Request) -> dict[str, Any]:
+        """Remove matching grants (owners only); new queries are refused at once."""
+        gone = control_grants.revoke(sidecar, principal(request), body.subject, body.address,
+                                     body.purpose)
+        return {"revoked": [asdict(g) for g in gone]}
+
+    @app.post("/api/v1/products/{domain}/{product}/lifecycle", tags=["control"])
+    def change_lifecycle(domain: str, product: str, body: LifecycleBody, request: Request
+                         ) -> dict[str, Any]:
+        """Deprecate (with a sunset date), retire or reactivate a product (owners only)."""
+        who = principal(request)
+        address = Address(domain, product)
+        if body.state == "deprecated":
+            if body.sunset is None:
+                raise QuantaError("deprecating needs a sunset date", code="bad_request",
+                                  hint='send {"state": "deprecated", "sunset": "YYYY-MM-DD"}')
+            state = lifecycle.deprecate(sidecar, who, address, body.sunset, body.replacement,
+                                        body.reason)
+        elif body.state == "retired":
+            state = lifecycle.retire(sidecar, who, address, body.replacement, body.reason)
+        else:
+            state = lifecycle.reactivate(sidecar, who, address, body.reason)
+        return {"product": f"{domain}.{product}", "lifecycle": state.model_dump(mode="json")}
+
+    @app.post("/api/v1/erasures", tags=["control"])
+    def erase_subject(body: ErasureBody, request: Request) -> dict[str, Any]:
+        """Erase a data subject everywhere (principals named in mesh.yaml's
+        governance.erasure only); the answer is the verified report."""
+        who = principal(request)
+        allowed = mesh.spec.governance.erasure
+        if not who.matches(allowed) or not allowed:
+            raise AuthorizationError(
+                f"{who} may not erase data subjects",
+                hint="name the privacy team in mesh.yaml: governance: {erasure: "
+                "[group:privacy_office]}")
+        report = erasure.erase(sidecar, body.polyseme, body.value, who, dry_run=body.dry_run)
+        return {"erasure": report.to_dict()}
+
 
     @app.post("/api/v1/access-requests", tags=["control"], status_code=201)
     def request_access(body: AccessRequestBody, request: Request) -> dict[str, Any]:

@@ -70,6 +70,10 @@ class GovernanceSpec(Model):
     STANDARD_CODE: ClassVar[re.Pattern[str]] = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
     policies: list[str] = Field(default_factory=list)
+    erasure: list[Annotated[str, Field(pattern=r"^(group:[A-Za-z0-9_.@-]+|[A-Za-z0-9_.@:-]+)$")]
+                  ] = Field(default_factory=list,
+                            description="who may erase subjects through the HTTP control port "
+                            "(principals or group:<name>); the CLI's operator always may")
     standards: list[str] = Field(
         default_factory=list,
         description="folders of custom standards (Python files), relative to mesh.yaml",
