@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import demo, ingest, overhead, policies, serving, time_travel
+from benchmarks import catalog, demo, ingest, lineage, overhead, policies, serving, time_travel
 from benchmarks.common import Row, Settings, render_table, row_dict, write_json
 
 WORKLOADS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -29,6 +29,8 @@ WORKLOADS: dict[str, Callable[[Settings], list[Row]]] = {
     "time_travel": time_travel.run,
     "serving": serving.run,
     "policies": policies.run,
+    "lineage": lineage.run,
+    "catalog": catalog.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -25,10 +25,29 @@ FORBIDDEN = {
     "control": {"build", "context", "cli", "inputs", "quality", "serve"},
     "governance": {"build", "sidecar", "serve", "control", "context", "cli"},
     "context": {"cli"},
+    # the catalog reads specs and storage (and the sidecar's plain words for policies)
+    "catalog": {"build", "context", "cli", "serve", "control", "governance", "inputs",
+                "quality", "engine", "lineage", "demo", "scaffold"},
+    "lineage": {"build", "sidecar", "serve", "cli", "context", "engine", "inputs", "quality",
+                "control", "governance", "demo", "scaffold"},
+    # observability reads specs, storage and the audit file's format (not the sidecar itself)
+    "observe": {"build", "sidecar", "serve", "cli", "context", "engine", "inputs", "quality",
+                "control", "governance", "catalog", "lineage", "demo", "scaffold"},
 }
 # the governance plane sits above the spec and storage: nothing below it may import it
 for _lower in ("errors", "address", "storage", "engine", "spec", "inputs"):
     FORBIDDEN[_lower] = FORBIDDEN[_lower] | {"governance"}
+# the lineage plane reads specs and storage; the build runner may emit through it
+for _lower in ("errors", "address", "storage", "engine", "spec", "inputs", "quality"):
+    FORBIDDEN[_lower] = FORBIDDEN[_lower] | {"lineage"}
+# builds, reads and governance never need observability: nothing below it imports it
+for _lower in ("errors", "address", "storage", "engine", "spec", "inputs", "quality", "build",
+               "sidecar", "governance", "control", "lineage"):
+    FORBIDDEN[_lower] = FORBIDDEN.get(_lower, set()) | {"observe"}
+# nothing below the experience plane imports the catalog: builds and reads never need it
+for _lower in ("errors", "address", "storage", "engine", "spec", "inputs", "quality", "build",
+               "sidecar", "governance", "control", "lineage"):
+    FORBIDDEN[_lower] = FORBIDDEN.get(_lower, set()) | {"catalog"}
 
 
 def imported_packages(file: Path) -> set[str]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from quanta.address import Address
 from quanta.build import stability
 from quanta.build.runner import Builder, BuildResult
+from quanta.catalog import registry as catalog_registry
+from quanta.catalog.entry import CatalogUnavailableError
+from quanta.catalog.joins import Joins, PolysemeRegistry, joins, spec_carriers
+from quanta.catalog.search import SearchQuery, SearchResult
 from quanta.console import Reporter, SilentReporter
 from quanta.control import AccessRequests
 from quanta.engine.base import EngineLimits
@@ -15,11 +21,23 @@ from quanta.errors import NotFoundError, QuantaError
 from quanta.governance import StandardsReport, review_standards
 from quanta.governance.policies import load_policies
 from quanta.governance.report import GovernanceReport, ReportSources, governance_report
+from quanta.lineage import MeshLineage
+from quanta.observe import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_WINDOW,
+    SloReport,
+    UsageReport,
+    slo_report,
+    usage_report,
+)
 from quanta.sidecar import AsOf, Principal, QueryResult, Sidecar
 from quanta.sidecar.access import describe
 from quanta.spec.mesh import MESH_FILE, Mesh, Product, find_mesh_root, load_mesh
 from quanta.spec.models import GrantPolicy
 from quanta.storage import ProductStorage, Release, RunLog, RunRecord
+
+if TYPE_CHECKING:
+    from quanta.catalog.store import Catalog
 
 
 class MeshContext:
@@ -30,6 +48,7 @@ class MeshContext:
         self.root = Path(root).resolve()
         self.reporter = reporter or SilentReporter()
         self.limits = limits
+        self._catalog: Catalog | None = None
 
     @classmethod
     def discover(cls, mesh: Path | str | None = None, reporter: Reporter | None = None
@@ -108,7 +127,95 @@ class MeshContext:
         """Build products (all by default), upstream first; specs must be valid."""
         self.mesh.raise_problems()
         wanted = [self.product(k).key for k in keys] if keys else None
-        return Builder(self.mesh, self.reporter, self.limits).build(wanted)
+        results = Builder(self.mesh, self.reporter, self.limits).build(wanted)
+        # each release's discovery document goes beside it and into the catalog; a catalog
+        # that fails is reported, never a failed build (the release is the truth)
+        released = [r.product for r in results if r.release is not None]
+        if released:
+            published = catalog_registry.publish(self.mesh, released, self.catalog)
+            for problem in published.problems:
+                self.reporter.warn(problem.render())
+        return results
+
+    # --- the catalog: discovery, search, polysemes ----------------------------------------
+
+    def catalog(self) -> Catalog:
+        """The mesh's catalog, opened on first use; CatalogUnavailableError when its
+        database is down or damaged (reading data never needs it)."""
+        if self._catalog is None:
+            from quanta.catalog.store import open_catalog  # SQLAlchemy: only when needed
+
+            self._catalog = open_catalog(self.mesh)
+        return self._catalog
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Products matching ``query`` (full text, filters, facets), best first."""
+        found = self.catalog().search(query)
+        return catalog_registry.with_lifecycle(found, self.mesh.storage_root)
+
+    def discovery(self, key: str | Address) -> dict[str, Any]:
+        """A product's discovery document, from the catalog."""
+        address = Address.parse(key) if isinstance(key, str) else key
+        return catalog_registry.served_document(self.catalog(), self.mesh.storage_root,
+                                                address.product_key)
+
+    def joinable(self, key: str | Address) -> Joins:
+        """Ports of other products that share a polyseme with a product (or one of its
+        ports), with the join keys: from the catalog, else from the specs."""
+        address = Address.parse(key) if isinstance(key, str) else key
+        product = address.product_key
+        notice = None
+        try:
+            catalog = self.catalog()
+            if catalog.has(product):
+                mine = catalog.carriers(product=product)
+                others = [c for p in sorted({c.polyseme for c in mine})
+                          for c in catalog.carriers(polyseme=p)]
+                return joins(address, mine, others, "catalog")
+            notice = f"{product} is not in the catalog"
+        except CatalogUnavailableError as exc:
+            notice = exc.message
+        self.product(address)  # the specs must know it
+        carriers = spec_carriers(self.mesh)
+        found = joins(address, [c for c in carriers if c.product == product], carriers,
+                      "specs")
+        found.notice = f"{notice}; answered from the specs"
+        return found
+
+    def polysemes(self, name: str | None = None) -> PolysemeRegistry:
+        """Which products carry each polyseme (or ``name``): from the catalog, else from the
+        specs."""
+        try:
+            return PolysemeRegistry(self.catalog().carriers(polyseme=name), "catalog")
+        except CatalogUnavailableError as exc:
+            carriers = spec_carriers(self.mesh, {name} if name else None)
+            return PolysemeRegistry(carriers, "specs", f"{exc.message}; answered from the specs")
+
+    def rebuild_catalog(self, write_documents: bool = False
+                        ) -> catalog_registry.RebuildReport:
+        """Recreate the catalog from the discovery documents in storage (a damaged SQLite
+        catalog is set aside first); with ``write_documents``, first write each released
+        product's document from its spec (for releases made before the catalog)."""
+        if write_documents:
+            catalog_registry.write_documents(self.mesh)
+        from quanta.catalog.location import catalog_url, set_aside_damaged
+
+        set_aside = None
+        try:
+            catalog = self.catalog()
+        except CatalogUnavailableError:
+            set_aside = set_aside_damaged(catalog_url(self.mesh))
+            if set_aside is None:
+                raise
+            catalog = self.catalog()
+        report = catalog_registry.rebuild(catalog, self.mesh.storage_root)
+        report.set_aside = set_aside
+        return report
+
+    @cached_property
+    def lineage(self) -> MeshLineage:
+        """Lineage of the mesh's products and columns, and change impact."""
+        return MeshLineage(self.mesh)
 
     @cached_property
     def sidecar(self) -> Sidecar:
@@ -141,8 +248,25 @@ class MeshContext:
         """Flush the audit log and release engines."""
         if "sidecar" in self.__dict__:
             self.sidecar.close()
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
 
     def runs(self, product: str | None = None, limit: int | None = None) -> list[RunRecord]:
         """Build history, oldest first."""
         key = self.product(product).key if product else None
         return RunLog(self.mesh.storage_root).runs(key, limit)
+
+    # --- observability: SLOs and usage, from what the mesh recorded -------------------------
+
+    def slos(self, products: list[str] | None = None, window: timedelta = DEFAULT_WINDOW,
+             objective: float = DEFAULT_OBJECTIVE) -> SloReport:
+        """Each product's SLOs (default: every product) over ``window``: attainment, error
+        budget left against ``objective`` and breaches with their causes."""
+        keys = [self.product(p).key for p in products] if products else None
+        return slo_report(self.mesh, keys, window=window, objective=objective)
+
+    def usage(self, products: list[str] | None = None, days: int = 30) -> UsageReport:
+        """Reads and distinct readers per product and day over the last ``days`` days."""
+        keys = [self.product(p).key for p in products] if products else None
+        return usage_report(self.mesh, keys, days=days)

@@ -28,6 +28,7 @@ from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, litera
 from quanta.errors import ChecksFailedError, QuantaError, StorageError
 from quanta.governance import check_standards, enforce
 from quanta.inputs import InputContext, connector_for
+from quanta.lineage.openlineage import BuildFacts, OpenLineageEmitter
 from quanta.quality.checks import quality_metrics, run_checks
 from quanta.quality.profile import profile_table
 from quanta.spec.durations import parse_duration
@@ -85,6 +86,7 @@ class Builder:
         # (quanta retention apply removes them from releases made before)
         self.enforce_retention = enforce_retention
         self.run_log = RunLog(mesh.storage_root)
+        self.openlineage = OpenLineageEmitter(mesh)  # never raises; problems become warnings
 
     def build(self, keys: list[str] | None = None) -> list[BuildResult]:
         """Build ``keys`` (default: every product) in dependency order."""
@@ -112,6 +114,7 @@ class Builder:
         checks: list[CheckResult] = []
         rows: dict[str, int] = {}
         self.reporter.started(key)
+        lineage_problems = self.openlineage.start(product, run_id, started)
         release: Release | None = None
         error: QuantaError | None = None
         try:
@@ -126,12 +129,15 @@ class Builder:
             )
             error.__cause__ = exc
         ended = datetime.now(UTC)
+        lineage_problems += self.openlineage.finish(
+            product, run_id, ended, BuildFacts(release, inputs, checks, error))
         run = RunRecord(
             run_id=run_id, product=key, started_at=started, ended_at=ended,
             outcome="released" if release else "failed",
             release=release.release if release else None, rows=rows, inputs=inputs,
             error=_error_record(error), stages=stages,
-            warnings=[f"{c.name}: {c.message}" for c in checks if not c.passed],
+            warnings=[f"{c.name}: {c.message}" for c in checks if not c.passed]
+            + lineage_problems,
         )
         self.run_log.record(run)
         summary = (f"release {release.release}, {sum(rows.values()):,} rows" if release

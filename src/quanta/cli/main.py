@@ -389,4 +389,4 @@ def run() -> None:
 
 
 # Sub-command modules register themselves on `app` when imported.
-from quanta.cli import access, erase, governance, lifecycle, retention, security  # noqa: E402, F401
+from quanta.cli import access, catalog, erase, governance, lifecycle, lineage, observe, retention, security  # noqa: E402, E501, F401, I001

@@ -8,8 +8,7 @@ from typing import Any
 import pyarrow as pa
 from rich.table import Table
 
-from quanta.sidecar.access import describe
-from quanta.spec.mesh import Product
+from quanta.catalog.document import product_document  # noqa: F401  (quanta show uses it)
 from quanta.storage import Release, RunRecord
 from quanta.values import jsonable
 
@@ -65,42 +64,6 @@ def runs_table(runs: list[RunRecord]) -> Table:
             str(detail)[:120],
         )
     return out
-
-
-def product_document(product: Product, releases: list[Release], downstream: list[str]
-                     ) -> dict[str, Any]:
-    """What ``quanta show`` tells about a product, as one JSON-ready document."""
-    spec = product.spec
-    latest = releases[-1] if releases else None
-    return {
-        "address": f"quanta://{spec.domain}/{spec.name}",
-        "name": spec.name, "domain": spec.domain, "kind": spec.kind,
-        "version": spec.version, "description": spec.description,
-        "owner": spec.owner.model_dump(exclude_none=True), "tags": spec.tags,
-        "spec_file": str(product.doc.file),
-        "inputs": [i.model_dump(exclude_none=True) for i in spec.inputs],
-        "upstream": sorted({a.product_key for _, a in product.upstream()}),
-        "downstream": downstream,
-        "ports": [
-            {"name": p.name, "description": p.description, "event_time": p.event_time,
-             "primary_key": p.primary_key, "sql_name": f"{spec.domain}.{spec.name}.{p.name}",
-             "fields": [f.model_dump(exclude_none=True) for f in p.fields],
-             "rows": latest.ports[p.name].rows if latest and p.name in latest.ports else None}
-            for p in spec.outputs
-        ],
-        "slos": spec.slos.model_dump(exclude_none=True),
-        "retention": spec.retention,
-        "policies": [describe(p) for p in spec.policies],
-        "triggers": [t.model_dump(exclude_none=True) for t in spec.triggers],
-        "releases": [{"release": r.release, "committed_at": r.committed_at, "rows": r.rows,
-                      "interface_version": r.interface_version} for r in releases],
-        "latest_release": None if latest is None else {
-            "release": latest.release, "committed_at": latest.committed_at,
-            "run_id": latest.run_id, "inputs": latest.model_dump()["inputs"],
-            "checks": [c.model_dump() for c in latest.checks],
-            "metrics": latest.metrics, "profile": latest.profile,
-        },
-    }
 
 
 def schema_table(port: dict[str, Any]) -> Table:

@@ -91,6 +91,8 @@ def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float
         "artists.artist_popularity GROUP BY ALL ORDER BY plays DESC LIMIT 10\"",
         "quanta versions quanta://listening/play_events",
         "quanta runs",
+        "quanta slo                                     # SLO attainment and error budgets",
+        "quanta usage                                   # who reads what, per day",
     ]
     for step in steps:
         out.print(f"  [cyan]{step}[/]", soft_wrap=True)
@@ -102,6 +104,9 @@ def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float
         "-d '{\"sql\": \"SELECT * FROM listening.play_events LIMIT 3\"}'",
         "curl -s \"localhost:8080/api/v1/products/listening/play_events/ports/plays/rows?limit=3\" "
         "-H \"Authorization: Bearer $TOKEN\"",
+        "curl -s localhost:8080/api/v1/products/listening/play_events/slo "
+        "-H \"Authorization: Bearer $TOKEN\"",
+        "curl -s localhost:8080/metrics                 # Prometheus",
         "curl -s localhost:8080/api/v1/query -H \"Authorization: Bearer $TOKEN\" "
         "-H 'Accept: application/vnd.apache.parquet' -d '{\"sql\": \"SELECT * FROM "
         "artists.catalog\"}' -o catalog.parquet",

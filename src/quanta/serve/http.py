@@ -5,21 +5,28 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.address import Address
+from quanta.catalog import CatalogReader, SearchQuery
+from quanta.catalog.registry import served_document
+from quanta.catalog.store import catalog_opener
 from quanta.control import AccessRequests, erasure, lifecycle
 from quanta.control import grants as control_grants
 from quanta.errors import AddressError, NotFoundError, QuantaError
 from quanta.governance import ReportSources, governance_report
+from quanta.lineage import MeshLineage
+from quanta.observe import DEFAULT_OBJECTIVE, parse_window, slo_report
+from quanta.observe.metrics import CONTENT_TYPE, MeshMetrics
 from quanta.serve.encoders import ARROW, CSV, NDJSON, PARQUET, choose, encode
 from quanta.sidecar import AsOf, Principal, Sidecar
 from quanta.sidecar.access import AuthorizationError, describe
@@ -120,6 +127,8 @@ def status_of(error: QuantaError) -> int:
         return 406
     if error.code == "product_retired":
         return 410
+    if error.code in ("catalog_unavailable", "catalog_url_invalid"):
+        return 503
     return 400
 
 
@@ -166,9 +175,12 @@ def error_response(error: QuantaError) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_app(sidecar: Sidecar) -> FastAPI:
-    """The FastAPI application serving ``sidecar``'s mesh."""
+def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = None
+               ) -> FastAPI:
+    """The FastAPI application serving ``sidecar``'s mesh; discovery and search use
+    ``catalog`` (default: the mesh's own, opened on first use)."""
     mesh = sidecar.mesh
+    catalog = catalog or catalog_opener(mesh)
     app = FastAPI(
         docs_url=None, redoc_url=None,
         title=f"quanta mesh '{mesh.spec.name}'",
@@ -213,6 +225,9 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         return sidecar.authenticate(token.strip() or None)
 
     _serve_docs_offline(app)
+    # live read counters: every audited request of this sidecar, in any mode, moves them
+    metrics = MeshMetrics(mesh, lambda: sidecar.audit.listener_errors)
+    sidecar.audit.listeners.append(metrics.record)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -226,6 +241,12 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         return JSONResponse({"status": "ready" if ready else "not ready",
                              "products": len(mesh.products), "problems": len(mesh.problems)},
                             status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus metrics (no token needed: product keys, modes and outcomes only, no
+        principal and no data): reads, denials, builds, rows per port, freshness."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.post("/api/v1/query", tags=["read"], response_class=StreamingResponse, responses={
         200: {"content": {m: {} for m in (NDJSON, ARROW, CSV, PARQUET)},
@@ -259,9 +280,20 @@ def create_app(sidecar: Sidecar) -> FastAPI:
         return Response(b"".join(head), media_type=media, headers=headers)
 
     @app.get("/api/v1/products", tags=["discover"])
-    def products(request: Request) -> dict[str, Any]:
-        """Products of the mesh with their ports (any authenticated principal)."""
+    def products(request: Request, q: str | None = None, domain: str | None = None,
+                 kind: str | None = None, tag: Annotated[list[str] | None, Query()] = None,
+                 owner: str | None = None, classification: str | None = None,
+                 limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """Products of the mesh with their ports (any authenticated principal). With ``q``
+        or a filter: the catalog's ranked full-text search, with facets and a total."""
         principal(request)
+        if q is not None or any((domain, kind, tag, owner, classification)):
+            query = SearchQuery(q or "", domain, kind, tuple(tag or ()), owner,
+                                classification, limit, offset)
+            found = catalog().search(query).to_dict()
+            for item in found["products"]:
+                item["lifecycle"] = _lifecycle_summary(sidecar, item["key"])
+            return found
         return {"products": [
             {"address": f"quanta://{p.spec.domain}/{p.spec.name}", "domain": p.spec.domain,
              "name": p.spec.name, "kind": p.spec.kind, "description": p.spec.description,
@@ -269,6 +301,49 @@ def create_app(sidecar: Sidecar) -> FastAPI:
              "lifecycle": _lifecycle_summary(sidecar, p.key)}
             for p in mesh.products.values()
         ]}
+
+    @app.get("/api/v1/products/{domain}/{product}", tags=["discover"])
+    def discovery(domain: str, product: str, request: Request) -> dict[str, Any]:
+        """The product's discovery document (any authenticated principal): owner, ports and
+        schemas with semantics, quality, releases, lineage, policies in plain words, life
+        cycle and how to connect in each mode."""
+        principal(request)
+        key = Address.parse(f"{domain}.{product}").product_key
+        return served_document(catalog(), mesh.storage_root, key,
+                               http_url=str(request.base_url),
+                               flight_url=f"grpc://{request.url.hostname}:8815")
+
+    lineage = MeshLineage(mesh)
+
+    @app.get("/api/v1/products/{domain}/{product}/lineage", tags=["discover"])
+    def product_lineage(domain: str, product: str, request: Request, direction: str = "both",
+                        columns: bool = False, depth: int | None = None,
+                        port: str | None = None, impact: str | None = None) -> dict[str, Any]:
+        """Products upstream and downstream with the releases read; with ``columns``, each
+        column's origins and dependents; with ``impact=COLUMN``, what depends on that column
+        downstream (any authenticated principal)."""
+        principal(request)
+        address = Address.parse(".".join(p for p in (domain, product, port) if p))
+        if impact is not None:
+            key, at, found = lineage.impact(address, impact, depth)
+            return {"product": key, "port": at, "column": impact,
+                    "impacts": [i.to_dict() for i in found]}
+        if columns:
+            return {"ports": [v.to_dict() for v in lineage.columns(address, direction, depth)]}
+        return lineage.products(address, direction, depth).to_dict()
+
+    @app.get("/api/v1/products/{domain}/{product}/slo", tags=["discover"])
+    def product_slo(domain: str, product: str, request: Request, window: str = "30d",
+                    objective: float = DEFAULT_OBJECTIVE) -> dict[str, Any]:
+        """The product's SLOs over ``window``: measured value, attainment, error budget left
+        against ``objective``, status and breaches with their causes (any authenticated
+        principal)."""
+        principal(request)
+        key = mesh.product(Address.parse(f"{domain}.{product}")).key
+        report = slo_report(mesh, [key], window=parse_window(window), objective=objective)
+        document = report.to_dict()
+        [found] = document.pop("products")
+        return {**found, **document, "warnings": report.warnings}
 
     @app.get("/api/v1/products/{domain}/{product}/ports/{port}/rows", tags=["read"])
     def rows(domain: str, product: str, port: str, request: Request, limit: int = 100,
@@ -357,7 +432,6 @@ def create_app(sidecar: Sidecar) -> FastAPI:
                 "[group:privacy_office]}")
         report = erasure.erase(sidecar, body.polyseme, body.value, who, dry_run=body.dry_run)
         return {"erasure": report.to_dict()}
-
 
     @app.post("/api/v1/access-requests", tags=["control"], status_code=201)
     def request_access(body: AccessRequestBody, request: Request) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from quanta.storage.locks import file_lock
 
 GENESIS = "0" * 64
 FSYNC_INTERVAL = 0.05
+
+AuditListener = Callable[[dict[str, Any]], None]
 
 
 def _hash(prev: str, record: dict[str, Any]) -> str:
@@ -69,9 +72,14 @@ class AuditLog:
         self._dirty = threading.Event()
         self._closed = False
         self._flusher: threading.Thread | None = None
+        # called with each record once it is written (e.g. the server's live metrics); a
+        # listener must not change the record, and one that fails never fails the read
+        self.listeners: list[AuditListener] = []
+        self.listener_errors = 0
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Chain ``record`` onto the log; durable within one fsync interval."""
+        """Chain ``record`` onto the log; durable within one fsync interval. Listeners see
+        the written record afterwards; their exceptions are counted and logged, never raised."""
         record = {"time": datetime.now(UTC).isoformat(), **record}
         with self._lock, file_lock(self.file):
             seq, prev = self._tail()
@@ -87,6 +95,12 @@ class AuditLog:
                 os.close(fd)
             self._last = (entry["seq"], entry["hash"], size)
         self._schedule()
+        for listener in list(self.listeners):
+            try:
+                listener(entry)
+            except Exception:
+                self.listener_errors += 1
+                logging.getLogger("quanta.audit").debug("audit listener failed", exc_info=True)
         return entry
 
     def _tail(self) -> tuple[int, str]:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog's schema, run by ``quanta.catalog.store`` on open."""
