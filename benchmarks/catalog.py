@@ -8,7 +8,7 @@ words are rare; field names reuse a smaller, common vocabulary, as real schemas 
 documents are registered in a SQLite catalog (FTS5) in a temporary folder.
 
 - **quanta**: ``Catalog.search`` in-process: words (the last also as a prefix from four
-  letters on), bm25 ranking in two tiers, the first 20 hits and counts for five facets over
+  letters on), bm25 ranking in three tiers, the first 20 hits and counts for five facets over
   every match; each query runs three times, in rounds, and its time is the median.
   Typical queries: one or two content words, prefixes, a word with a domain or tag filter,
   words wrapped in FTS syntax characters; their words are drawn with weight 1/sqrt(rank)

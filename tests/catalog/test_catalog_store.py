@@ -15,6 +15,7 @@ from quanta.address import Address
 from quanta.catalog import Catalog, CatalogUnavailableError, DocumentError, SearchQuery
 from quanta.catalog.joins import joins
 from quanta.catalog.location import set_aside_damaged
+from quanta.catalog.schema import HEAD
 
 
 def keys(found: Any) -> list[str]:
@@ -294,7 +295,7 @@ def test_a_fresh_database_migrates_once_when_opened_at_once(tmp_path: Path) -> N
         thread.join()
     assert not failures
     with Catalog(url).engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM catalog_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM catalog_version")).scalar() == HEAD
 
 
 def test_a_corrupt_sqlite_file_is_a_clear_error_and_can_be_set_aside(tmp_path: Path) -> None:
@@ -338,3 +339,44 @@ def test_unknown_url_schemes_are_refused() -> None:
         Catalog("mysql://x@localhost/y")
     with pytest.raises(QuantaError, match="does not parse"):
         Catalog("::::")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_catalog_of_an_older_schema_is_migrated_on_open(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import json
+
+    from catalog_stores import drop_database, fresh_database
+    from sqlalchemy import create_engine
+
+    from quanta.catalog.store import upgrade_schema
+
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        server = request.getfixturevalue("postgres_url")
+        url, name = fresh_database(server, "migration")
+    engine = create_engine(url)
+    doc = document("shop", "orders", description="Kept across the migration.")
+    with engine.begin() as conn:
+        upgrade_schema(conn, "0001")
+        conn.execute(text(
+            "INSERT INTO catalog_products (key, domain, name, kind, owner, description, "
+            "version, tags, ports, lifecycle, release, committed_at, registered_at, document) "
+            "VALUES ('shop.orders', 'shop', 'orders', 'source-aligned', 'team_a', 'x', "
+            "'1.0.0', '[]', '[\"main\"]', 'active', 1, '', '', :doc)"),
+            {"doc": json.dumps(doc)})
+    engine.dispose()
+    catalog = Catalog(url)  # upgrades to the newest schema
+    try:
+        kept = catalog.document("shop.orders")
+        assert kept is not None and kept["description"] == "Kept across the migration."
+        assert catalog.register(doc)
+        with catalog.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM catalog_version")).scalar() \
+                == HEAD
+    finally:
+        catalog.close()
+        if name:
+            drop_database(request.getfixturevalue("postgres_url"), name)

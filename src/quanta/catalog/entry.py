@@ -129,7 +129,6 @@ class IndexEntry:
             "lifecycle": str(d.lifecycle.get("state") or "active"),
             "release": latest.release if latest else None,
             "committed_at": committed_stamp(latest.committed_at if latest else None),
-            "document": self.body,
         }
 
     def tags(self) -> list[str]:

@@ -10,8 +10,7 @@ from the full-text index and filters and counts them here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from sqlalchemy import Connection, text
@@ -24,56 +23,71 @@ _MULTI = {"tag": ("catalog_tags", "tag"),
 
 
 class _Codes:
-    """Values of one facet as small integers."""
+    """Values of one facet as small integers: ``values[code]``."""
 
     def __init__(self) -> None:
-        self.values: list[str] = []
         self.index: dict[str, int] = {}
 
-    def code(self, value: str | None) -> int:
-        if value is None:
-            return -1
-        found = self.index.get(value)
-        if found is None:
-            found = self.index[value] = len(self.values)
-            self.values.append(value)
-        return found
+    @property
+    def values(self) -> list[str]:
+        return list(self.index)
+
+    def encode(self, values: list[str]) -> np.ndarray:
+        """Codes of ``values``; an empty value (an owner without email) is -1."""
+        index = self.index
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in values),
+                            dtype=np.int32, count=len(values))
+        if "" in index:
+            codes[codes == index[""]] = -1
+        return codes
 
 
 class FacetIndex:
-    """Every product's facet values, by product id, as of one catalog generation."""
+    """Every product's facet values, by product id, as of one catalog generation.
 
-    def __init__(self, conn: Connection, generation: int) -> None:
+    Each column comes over as one joined text (two numbers of the same row stay in the same
+    place of their texts), so loading 100,000 products builds no row object.
+    """
+
+    def __init__(self, conn: Connection, joined: Callable[[str, bool], str], generation: int
+                 ) -> None:
         self.generation = generation
         self.codes = {name: _Codes() for name in (*_SINGLE, *_MULTI)}
-        rows = conn.execute(text("SELECT id, domain, kind, owner, owner_email, key "
-                                 "FROM catalog_products ORDER BY id")).all()
-        self.ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        self.size = int(self.ids.max()) + 2 if len(rows) else 1
-        self.single: dict[str, np.ndarray] = {}
-        for position, name in enumerate(_SINGLE, start=1):
-            codes = np.full(self.size, -1, dtype=np.int32)
-            chosen = self.codes[name]
-            codes[self.ids] = np.fromiter((chosen.code(r[position]) for r in rows),
-                                          dtype=np.int32, count=len(rows))
-            self.single[name] = codes
+        columns = [joined("id", False), *(joined(f"coalesce({c}, '')", True)
+                                          for c in (*_SINGLE, "key"))]
+        ids_text, *texts = conn.execute(text(
+            f"SELECT {', '.join(columns)} FROM catalog_products")).one()
+        ids = parse_ids(ids_text)
+        self.ids = np.sort(ids)
+        self.size = int(self.ids.max()) + 2 if len(self.ids) else 1
+        split = [_split(v, len(ids)) for v in texts]
+        self.single = {name: self._by_id(ids, self.codes[name].encode(values))
+                       for name, values in zip(_SINGLE, split, strict=False)}
         # each product's place in key order, for listings without words
-        self.key_order = np.full(self.size, -1, dtype=np.int64)
-        by_key = sorted(range(len(rows)), key=lambda i: rows[i][5])
-        self.key_order[self.ids[by_key]] = np.arange(len(rows))
+        keys = split[-1]
+        self.key_order = self._by_id(ids, np.argsort(np.argsort(np.array(keys, dtype=str),
+                                                                kind="stable")))
         self.multi: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for name, (table, column) in _MULTI.items():
-            pairs = conn.execute(text(f"SELECT product_id, {column} FROM {table} "
-                                      "ORDER BY product_id")).all()
-            self.multi[name] = self._ragged(pairs, self.codes[name])
+            owners_text, values_text = conn.execute(text(
+                f"SELECT {joined('product_id', False)}, {joined(column, True)} FROM {table}"
+            )).one()
+            owners = parse_ids(owners_text)
+            values = self.codes[name].encode(_split(values_text, len(owners)))
+            self.multi[name] = self._ragged(owners, values)
 
-    def _ragged(self, pairs: Sequence[Any], codes: _Codes
+    def _by_id(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+        found = np.full(self.size, -1, dtype=np.int64 if values.dtype == np.int64
+                        else np.int32)
+        found[ids] = values
+        return found
+
+    def _ragged(self, owners: np.ndarray, values: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(offsets by product id, owning product of each value, value codes): product i's
         values are codes[offsets[i]:offsets[i + 1]]."""
-        owners = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
-        values = np.fromiter((codes.code(p[1]) for p in pairs), dtype=np.int32,
-                             count=len(pairs))
+        order = np.argsort(owners, kind="stable")
+        owners, values = owners[order], values[order]
         counts = np.bincount(owners, minlength=self.size)[:self.size]
         offsets = np.zeros(self.size + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -119,22 +133,36 @@ class FacetIndex:
     def count(self, ids: np.ndarray) -> dict[str, dict[str, int]]:
         """Counts per facet value over the products ``ids``."""
         counts: dict[str, dict[str, int]] = {}
+        member: np.ndarray | None = None
         for name in FACETS:
-            if name in _MULTI:
+            if name not in _MULTI:
+                found = self.single[name][ids]
+            elif len(ids) * 8 > self.size:
+                # many products: one pass over every value, keeping those of the products
+                if member is None:
+                    member = np.zeros(self.size, dtype=bool)
+                    member[ids] = True
+                _, owners, values = self.multi[name]
+                found = values[member[owners]]
+            else:
+                # few: gather each product's values, without a Python loop
                 offsets, _, values = self.multi[name]
                 starts, ends = offsets[ids], offsets[ids + 1]
                 lengths = ends - starts
-                total = int(lengths.sum())
-                # positions of every value of every product asked, without a Python loop
                 before = np.cumsum(lengths) - lengths
-                positions = np.arange(total) + np.repeat(starts - before, lengths)
+                positions = np.arange(int(lengths.sum())) + np.repeat(starts - before, lengths)
                 found = values[positions]
-            else:
-                found = self.single[name][ids]
             tally = np.bincount(found[found >= 0])
             names = self.codes[name].values
             counts[name] = {names[c]: int(tally[c]) for c in np.flatnonzero(tally)}
         return counts
+
+
+SEPARATOR = "\x1f"  # the ASCII unit separator: no name or tag holds it
+
+
+def _split(joined: str | None, count: int) -> list[str]:
+    return joined.split(SEPARATOR) if joined is not None and count else []
 
 
 def parse_ids(joined: str | None) -> np.ndarray:

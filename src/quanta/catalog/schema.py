@@ -1,6 +1,7 @@
 """The catalog's tables, as SQLAlchemy Core sees them (Alembic migrations create them).
 
-``catalog_products`` holds one row per product (and its discovery document); tags, fields,
+``catalog_products`` holds one row per product (its discovery document in
+``catalog_documents``, so that scans of products stay small); tags, fields,
 classifications and upstream links are rows of their own so that filters, facets and the
 polyseme registry are plain indexed queries. Full text lives in a SQLite FTS5 table
 (``catalog_search``, rowid = product id) or a PostgreSQL ``tsvector`` column (``search``).
@@ -11,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text
 
 VERSION_TABLE = "catalog_version"
-HEAD = "0001"
+HEAD = "0002"
 TS_CONFIG = "quanta_search"
 
 metadata = MetaData()
@@ -33,6 +34,12 @@ products = Table(
     Column("release", Integer),
     Column("committed_at", String(32), nullable=False),
     Column("registered_at", String(32), nullable=False),
+)
+
+documents = Table(
+    "catalog_documents", metadata,
+    Column("product_id", Integer, ForeignKey("catalog_products.id", ondelete="CASCADE"),
+           primary_key=True),
     Column("document", Text, nullable=False),
 )
 
@@ -69,7 +76,7 @@ links = Table(
     Column("upstream", String(127), primary_key=True, index=True),
 )
 
-CHILDREN = (tags, fields, classifications, links)
+CHILDREN = (documents, tags, fields, classifications, links)
 
 state = Table(
     "catalog_state", metadata,

@@ -99,6 +99,23 @@ def catalog_opener(mesh: Mesh) -> Callable[[], Catalog]:
     return catalog
 
 
+def upgrade_schema(conn: Connection, revision: str) -> None:
+    """Run the catalog's Alembic migrations up to ``revision`` on ``conn`` (in its open
+    transaction): a Config built in code, the scripts shipped in ``catalog/migrations``."""
+    from alembic import command  # only when the schema must change: a slow import
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        raise QuantaError(f"has a schema this quanta does not know: {exc}",
+                          code="catalog_unavailable") from None
+
+
 def _now() -> str:
     return committed_stamp(datetime.now(UTC))
 
@@ -156,20 +173,13 @@ class Catalog:
                              {"key": _MIGRATION_LOCK})
             if self._revision(conn) == schema.HEAD:  # another process was first
                 return
-            from alembic import command  # only when the schema must change: a slow import
-            from alembic.config import Config
-            from alembic.util import CommandError
-
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
             try:
-                command.upgrade(config, schema.HEAD)
-            except CommandError as exc:
+                upgrade_schema(conn, schema.HEAD)
+            except QuantaError as exc:
                 raise CatalogUnavailableError(
-                    f"the catalog ({self.where}) has a schema this quanta does not know: "
-                    f"{exc}", hint="upgrade quanta, or point QUANTA_CATALOG_URL at another "
-                    "database and run 'quanta catalog rebuild'") from None
+                    f"the catalog ({self.where}) {exc.message}",
+                    hint="upgrade quanta, or point QUANTA_CATALOG_URL at another database "
+                    "and run 'quanta catalog rebuild'") from None
 
     @staticmethod
     def _revision(conn: Connection) -> str | None:
@@ -315,6 +325,7 @@ class Catalog:
             conn.execute(delete(child).where(child.c.product_id.in_(pids)))
         children: dict[Any, list[dict[str, Any]]] = {c: [] for c in schema.CHILDREN}
         for pid, entry in written:
+            children[schema.documents].append({"product_id": pid, "document": entry.body})
             children[schema.tags] += [{"product_id": pid, "tag": t} for t in entry.tags()]
             children[schema.fields] += [{"product_id": pid, **f} for f in entry.fields()]
             children[schema.classifications] += [{"product_id": pid, "classification": c}
@@ -332,8 +343,10 @@ class Catalog:
     def document(self, key: str) -> dict[str, Any] | None:
         """The indexed discovery document of ``domain.product``, if registered."""
         with self._guard(f"read {key}"), self.engine.connect() as conn:
-            body = conn.execute(select(schema.products.c.document)
-                                .where(schema.products.c.key == key)).scalar()
+            body = conn.execute(
+                select(schema.documents.c.document)
+                .join(schema.products, schema.products.c.id == schema.documents.c.product_id)
+                .where(schema.products.c.key == key)).scalar()
         return None if body is None else dict(json.loads(body))
 
     def keys(self) -> list[str]:
@@ -387,7 +400,7 @@ class Catalog:
             return held
         with self._facets_lock:
             if self._facets is None or self._facets.generation != generation:
-                self._facets = FacetIndex(conn, generation)
+                self._facets = FacetIndex(conn, self.text.joined, generation)
             return self._facets
 
 

@@ -64,6 +64,10 @@ class TextIndex(Protocol):
         """The conditions that find products holding every term (the last also as a
         prefix), by tier."""
 
+    def joined(self, column: str, words: bool) -> str:
+        """The SQL aggregate of a column as one text: integers separated by commas, or
+        (``words``) texts separated by the unit separator (``facets.SEPARATOR``)."""
+
     def ids_sql(self, condition: Condition) -> str:
         """A query of one value: the ids of the products matching, comma-separated."""
 
@@ -112,6 +116,9 @@ class Fts5Index:
         return Match(every=Condition(condition, {"match": words}),
                      within=[Condition(condition, {"match": w}) for w in within],
                      tiers=[Condition(condition, {"match": o}) for o in own])
+
+    def joined(self, column: str, words: bool) -> str:
+        return f"group_concat({column}, char(31))" if words else f"group_concat({column})"
 
     def ids_sql(self, condition: Condition) -> str:
         return f"SELECT group_concat(rowid) FROM catalog_search WHERE {condition.sql}"
@@ -171,8 +178,12 @@ class TsVectorIndex:
                    for o, r in zip(own, ranks, strict=True)],
         )
 
+    def joined(self, column: str, words: bool) -> str:
+        return f"string_agg(({column})::text, {'chr(31)' if words else repr(',')})"
+
     def ids_sql(self, condition: Condition) -> str:
-        return f"SELECT string_agg(p.id::text, ',') FROM catalog_products p WHERE {condition.sql}"
+        return (f"SELECT {self.joined('p.id', False)} FROM catalog_products p "
+                f"WHERE {condition.sql}")
 
     def count_sql(self, condition: Condition) -> str:
         return f"SELECT count(*) FROM catalog_products p WHERE {condition.sql}"
