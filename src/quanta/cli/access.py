@@ -9,27 +9,15 @@ import typer
 from rich.markup import escape
 
 from quanta.cli.main import JsonOption, MeshOption, app, boundary, context, out
-from quanta.cli.security import check_subject, parse_expiry
+from quanta.cli.security import AsOption, GroupOption, acting, parse_expiry
 
 if TYPE_CHECKING:
-    from quanta.context import MeshContext
     from quanta.control import AccessRequest
-    from quanta.sidecar import Principal
 
 access_app = typer.Typer(help="Ask for access to a product; owners approve or deny.",
                          no_args_is_help=True)
 app.add_typer(access_app, name="access")
 
-AsOption = Annotated[str | None, typer.Option(
-    "--as", help="who acts (default: the mesh operator)")]
-GroupOption = Annotated[list[str] | None, typer.Option(help="a group of --as (repeatable)")]
-
-
-def _acting(ctx: MeshContext, name: str | None, groups: list[str] | None) -> Principal:
-    if name is None:
-        return ctx.sidecar.operator()
-    check_subject(name)
-    return ctx.principal(name, groups)
 
 
 def _line(item: AccessRequest) -> str:
@@ -48,7 +36,7 @@ def access_request(
     """Ask the product's owners for read access; they see it in 'quanta access list'."""
     ctx = context(mesh)
     requests = ctx.access_requests()
-    item = requests.request(_acting(ctx, as_principal, group), address, purpose, reason)
+    item = requests.request(acting(ctx, as_principal, group), address, purpose, reason)
     out.print(f"[green]✓[/] {_line(item)}\n  the owners decide: {requests.owners(item.product)}",
               soft_wrap=True)
 
@@ -64,7 +52,7 @@ def access_list(
     from rich.table import Table
 
     ctx = context(mesh)
-    items = ctx.access_requests().visible_to(_acting(ctx, as_principal, group),
+    items = ctx.access_requests().visible_to(acting(ctx, as_principal, group),
                                              "pending" if pending else None)
     if as_json:
         out.print_json(json.dumps([i.to_dict() for i in items]))
@@ -92,7 +80,7 @@ def access_approve(
 ) -> None:
     """Approve a request: the requester gets an expiring grant for what they asked."""
     ctx = context(mesh)
-    item = ctx.access_requests().approve(_acting(ctx, as_principal, group), request_id,
+    item = ctx.access_requests().approve(acting(ctx, as_principal, group), request_id,
                                          parse_expiry(expires), comment)
     out.print(f"[green]✓[/] {_line(item)}: grant {item.grant_id} until "
               f"{(item.expires_at or '')[:19]}", soft_wrap=True)
@@ -107,5 +95,5 @@ def access_deny(
 ) -> None:
     """Deny a request, saying why."""
     ctx = context(mesh)
-    item = ctx.access_requests().deny(_acting(ctx, as_principal, group), request_id, comment)
+    item = ctx.access_requests().deny(acting(ctx, as_principal, group), request_id, comment)
     out.print(f"[green]✓[/] {_line(item)}", soft_wrap=True)

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from quanta.cli.main import MeshOption, app, boundary, context, out
-from quanta.cli.security import check_subject
+from quanta.cli.security import AsOption, GroupOption, acting
 from quanta.errors import QuantaError
 
-if TYPE_CHECKING:
-    from quanta.context import MeshContext
-    from quanta.sidecar import Principal
-
-AsOption = Annotated[str | None, typer.Option(
-    "--as", help="who acts (default: the mesh operator)")]
-GroupOption = Annotated[list[str] | None, typer.Option(help="a group of --as (repeatable)")]
 ReasonOption = Annotated[str | None, typer.Option(help="why, told to consumers")]
-
-
-def _who(ctx: MeshContext, name: str | None, groups: list[str] | None) -> Principal:
-    if name is None:
-        return ctx.sidecar.operator()
-    check_subject(name)
-    return ctx.principal(name, groups)
 
 
 def _day(text: str) -> date:
@@ -51,7 +37,7 @@ def deprecate(
     from quanta.control.lifecycle import deprecate as run
 
     ctx = context(mesh)
-    state = run(ctx.sidecar, _who(ctx, as_principal, group),
+    state = run(ctx.sidecar, acting(ctx, as_principal, group),
                 address, _day(sunset), replacement, reason)
     out.print(f"[yellow]✓[/] {escape(state.notice(ctx.product(address).key) or '')}",
               soft_wrap=True)
@@ -70,7 +56,7 @@ def retire(
     from quanta.control.lifecycle import retire as run
 
     ctx = context(mesh)
-    state = run(ctx.sidecar, _who(ctx, as_principal, group),
+    state = run(ctx.sidecar, acting(ctx, as_principal, group),
                 address, replacement, reason)
     out.print(f"[red]✓[/] {escape(state.notice(ctx.product(address).key) or '')}",
               soft_wrap=True)
@@ -87,5 +73,5 @@ def reactivate(
     from quanta.control.lifecycle import reactivate as run
 
     ctx = context(mesh)
-    run(ctx.sidecar, _who(ctx, as_principal, group), address, reason)
+    run(ctx.sidecar, acting(ctx, as_principal, group), address, reason)
     out.print(f"[green]✓[/] {ctx.product(address).key} is active")

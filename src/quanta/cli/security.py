@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from quanta.cli.main import JsonOption, MeshOption, app, boundary, context, err, out
 from quanta.errors import QuantaError
+
+if TYPE_CHECKING:
+    from quanta.context import MeshContext
+    from quanta.sidecar import Principal
 
 SUBJECT = re.compile(r"^(group:)?[A-Za-z0-9_.@:-]+$")
 
@@ -26,6 +30,19 @@ def check_subject(text: str) -> str:
                           hint="write a name like alice or svc-churn, or group:analysts",
                           code="subject_invalid")
     return text
+
+
+AsOption = Annotated[str | None, typer.Option(
+    "--as", help="who acts (default: the mesh operator)")]
+GroupOption = Annotated[list[str] | None, typer.Option(help="a group of --as (repeatable)")]
+
+
+def acting(ctx: MeshContext, name: str | None, groups: list[str] | None) -> Principal:
+    """The principal a control command acts as: ``--as`` in ``--group``s, or the operator."""
+    if name is None:
+        return ctx.sidecar.operator()
+    check_subject(name)
+    return ctx.principal(name, groups)
 
 
 def parse_expiry(text: str | None) -> timedelta | None:
