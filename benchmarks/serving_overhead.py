@@ -39,7 +39,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     # label, module, attribute (Class.method or function) called by Sidecar.query
     ("authenticate", "quanta.sidecar.core", "Sidecar.authenticate"),
     ("gate", "quanta.sidecar.core", "gate"),
-    ("decide", "quanta.sidecar.core", "Sidecar._decide"),
+    ("decide", "quanta.sidecar.core", "Sidecar.decide"),
     ("pin", "quanta.sidecar.core", "Sidecar._pin"),
     ("limits", "quanta.sidecar.core", "limits_for"),
     ("timeout_timer", "quanta.sidecar.limits", "Watchdog.after"),

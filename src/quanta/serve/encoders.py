@@ -107,9 +107,25 @@ def _ndjson_batch(batch: pa.RecordBatch) -> bytes:
         return "".join(json.dumps(row, default=_json_value, separators=(",", ":")) + "\n"
                        for row in batch.to_pylist()).encode()
     frame = pl.from_arrow(_text_for_binary(batch))
-    buffer = io.BytesIO()
-    frame.write_ndjson(buffer)  # type: ignore[union-attr]
-    return buffer.getvalue()
+    assert isinstance(frame, pl.DataFrame)
+    # Each row encoded by polars' JSON writer (the same bytes write_ndjson writes), the lines
+    # one Arrow string array whose value buffer is the whole body. write_ndjson into a BytesIO
+    # passes every piece through a new Python bytes object and a growing buffer: 10M rows
+    # over HTTP took 5.7 s that way, 5.4 s this way (benchmarks/README.md, serving).
+    lines = frame.select(pl.concat_str(pl.struct(pl.all()).struct.json_encode(), pl.lit("\n")))
+    array = lines.to_series().to_arrow(compat_level=pl.CompatLevel.oldest())
+    if not isinstance(array, pa.LargeStringArray) or array.null_count:
+        buffer = io.BytesIO()  # not expected; the plain way is always right
+        frame.write_ndjson(buffer)
+        return buffer.getvalue()
+    return _values(array).to_pybytes()
+
+
+def _values(array: pa.LargeStringArray) -> pa.Buffer:
+    """The bytes of every value of ``array``, back to back (a slice of its value buffer)."""
+    offsets = memoryview(array.buffers()[1]).cast("q")
+    start, end = offsets[array.offset], offsets[array.offset + len(array)]
+    return array.buffers()[2].slice(start, end - start)
 
 
 def _in_order(batches: Iterable[pa.RecordBatch], encode_one: Callable[[pa.RecordBatch], bytes],
