@@ -22,6 +22,9 @@ NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 MEDIA_TYPES = (ARROW, NDJSON, CSV, PARQUET)
+# Chunks of an answer; memoryviews hand Arrow buffers on without copying them into bytes
+# (Starlette sends any bytes-like chunk)
+Chunk = bytes | memoryview
 SMALL_BATCH = 64
 # JSON encoding is the slow part of an NDJSON answer; polars releases the GIL, so encoding
 # on a few threads while the engine reads the next batch keeps more of the machine busy
@@ -45,7 +48,7 @@ def choose(accept: str | None) -> str:
     )
 
 
-def encode(stream: QueryStream, media: str) -> Iterator[bytes]:
+def encode(stream: QueryStream, media: str) -> Iterator[Chunk]:
     """The stream's bytes in ``media``; errors after the first byte end the body early."""
     if media == NDJSON:
         return _ndjson(stream)
@@ -57,11 +60,11 @@ def encode(stream: QueryStream, media: str) -> Iterator[bytes]:
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
-def _arrow(stream: QueryStream) -> Iterator[bytes]:
+def _arrow(stream: QueryStream) -> Iterator[Chunk]:
     """The Arrow IPC stream format, one encapsulated message per batch (one copy each)."""
     yield stream.schema.serialize().to_pybytes()
     for batch in stream:
-        yield batch.serialize().to_pybytes()
+        yield memoryview(batch.serialize())
     yield END_OF_STREAM
 
 
@@ -84,7 +87,7 @@ class _Sink(io.RawIOBase):
         return data
 
 
-def _ndjson(stream: QueryStream) -> Iterator[bytes]:
+def _ndjson(stream: QueryStream) -> Iterator[Chunk]:
     sent = False
     try:
         for chunk in _in_order(stream, _ndjson_batch):
@@ -97,7 +100,7 @@ def _ndjson(stream: QueryStream) -> Iterator[bytes]:
         yield (json.dumps({"error": exc.to_dict()}) + "\n").encode()
 
 
-def _ndjson_batch(batch: pa.RecordBatch) -> bytes:
+def _ndjson_batch(batch: pa.RecordBatch) -> Chunk:
     import polars as pl
 
     if batch.num_rows == 0:
@@ -118,7 +121,7 @@ def _ndjson_batch(batch: pa.RecordBatch) -> bytes:
         buffer = io.BytesIO()  # not expected; the plain way is always right
         frame.write_ndjson(buffer)
         return buffer.getvalue()
-    return _values(array).to_pybytes()
+    return memoryview(_values(array))
 
 
 def _values(array: pa.LargeStringArray) -> pa.Buffer:
@@ -128,14 +131,14 @@ def _values(array: pa.LargeStringArray) -> pa.Buffer:
     return array.buffers()[2].slice(start, end - start)
 
 
-def _in_order(batches: Iterable[pa.RecordBatch], encode_one: Callable[[pa.RecordBatch], bytes],
-              ahead: int = ENCODERS) -> Iterator[bytes]:
+def _in_order(batches: Iterable[pa.RecordBatch], encode_one: Callable[[pa.RecordBatch], Chunk],
+              ahead: int = ENCODERS) -> Iterator[Chunk]:
     """Encode batches on the encoder threads while the next ones are read; bytes in order.
 
     At most ``ahead`` batches wait to be sent, so memory stays bounded. When reading fails,
     the batches read before the failure are still sent, then the error is raised.
     """
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[Chunk]] = deque()
     reading = iter(batches)
     failure: Exception | None = None
     try:
@@ -180,7 +183,7 @@ def _text_for_binary(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _written(stream: QueryStream, open_writer: Callable[[Any, pa.Schema], Any]
-             ) -> Iterator[bytes]:
+             ) -> Iterator[Chunk]:
     """Feed batches to a writer (Arrow IPC, CSV, Parquet); hand out its bytes as they come."""
     sink = _Sink()
     writer = open_writer(sink, stream.schema)

@@ -269,7 +269,7 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
             headers["Content-Disposition"] = 'attachment; filename="result.parquet"'
         chunks = encode(stream, media)
         # A small answer is sent whole, without streaming's thread hops; a big one streams.
-        head: list[bytes] = []
+        head: list[bytes | memoryview] = []
         size = 0
         for chunk in chunks:
             head.append(chunk)
