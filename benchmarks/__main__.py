@@ -19,7 +19,19 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import catalog, demo, ingest, lineage, overhead, policies, serving, time_travel
+from benchmarks import (
+    catalog,
+    demo,
+    incremental,
+    ingest,
+    lineage,
+    overhead,
+    policies,
+    runtime,
+    serving,
+    slo,
+    time_travel,
+)
 from benchmarks.common import Row, Settings, render_table, row_dict, write_json
 
 WORKLOADS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -31,6 +43,9 @@ WORKLOADS: dict[str, Callable[[Settings], list[Row]]] = {
     "policies": policies.run,
     "lineage": lineage.run,
     "catalog": catalog.run,
+    "slo": slo.run,
+    "runtime": runtime.run,
+    "incremental": incremental.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,7 +61,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"run only these workloads ({', '.join(WORKLOADS)})")
     parser.add_argument("--rows", type=int, default=None,
                         help="rows for ingest and time_travel (default 1,000,000; quick 50,000) "
-                        "and serving (default 10,000,000; quick 1,000,000)")
+                        "and serving and incremental (default 10,000,000; quick 1,000,000)")
     parser.add_argument("--events", type=int, default=None,
                         help="demo play events (default 1,000,000; quick 50,000)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -83,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose=not args.quiet,
     )
     serving.ROWS = args.rows  # serving's own default is larger: 10M rows (quick 1M)
+    incremental.ROWS = args.rows  # so is incremental's
     names = args.only or list(WORKLOADS)
     started = datetime.now(UTC)
     rows: list[Row] = []

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -108,35 +109,37 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """URL of a PostgreSQL server this fixture starts on 127.0.0.1 and stops afterwards.
 
-    QUANTA_TEST_PG_URL points the tests at an existing server instead.
+    Its folder is its own (``tempfile.mkdtemp``, removed afterwards), not under pytest's
+    ``/tmp/pytest-of-<user>``: pytest prunes old session folders there, so a second pytest
+    session running at the same time could delete a running server's data. Only the server
+    started here is stopped, by its data folder. QUANTA_TEST_PG_URL points the tests at an
+    existing server instead.
     """
     if os.environ.get("QUANTA_TEST_PG_URL"):
         yield os.environ["QUANTA_TEST_PG_URL"]
         return
     bindir = _pg_bin()
-    base = tmp_path_factory.mktemp("pg")
+    base = Path(tempfile.mkdtemp(prefix="quanta-test-pg-"))
     data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-        base.chmod(0o755)
-        for parent in base.parents:  # postgres must be able to reach its data folder
-            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
-                parent.chmod(parent.stat().st_mode | 0o111)
-    port = _free_port()
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "quanta",
-                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-    log = base / "server.log"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
-                    "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
+    started = False
     try:
+        sockets.mkdir()
+        if as_root:  # initdb refuses root; mkdtemp's folder is reachable by its owner only
+            shutil.chown(base, "postgres")
+            shutil.chown(sockets, "postgres")
+        port = _free_port()
+        subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "quanta",
+                        "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+        log = base / "server.log"
+        started = True  # even a start that reports failure may leave a server to stop
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
+                        "-w", "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
+                        "start"], check=True, capture_output=True)
         url = f"postgresql://quanta@127.0.0.1:{port}/postgres"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -146,8 +149,10 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                        "stop"], capture_output=True)
+        if started:
+            subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
+                            "-w", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- a real server (HTTP and Flight) on loopback, serving a copy of the secure mesh ---------

@@ -50,6 +50,15 @@ for _lower in ("errors", "address", "storage", "engine", "spec", "inputs", "qual
     FORBIDDEN[_lower] = FORBIDDEN.get(_lower, set()) | {"catalog"}
 
 
+# the runtime (quanta run) and the product container sit beside the CLI and the servers: the
+# planes and the context never import them
+for _lower in ("errors", "address", "storage", "engine", "spec", "inputs", "quality", "build",
+               "sidecar", "governance", "control", "lineage", "observe", "catalog", "context"):
+    FORBIDDEN[_lower] = FORBIDDEN.get(_lower, set()) | {"runtime", "container"}
+FORBIDDEN["runtime"] = {"cli", "serve"}
+FORBIDDEN["container"] = {"cli", "runtime"}
+
+
 def imported_packages(file: Path) -> set[str]:
     tree = ast.parse(file.read_text(encoding="utf-8"))
     found = set()

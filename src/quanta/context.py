@@ -11,6 +11,7 @@ from quanta.address import Address
 from quanta.build import stability
 from quanta.build.runner import Builder, BuildResult
 from quanta.catalog import registry as catalog_registry
+from quanta.catalog.document import observations
 from quanta.catalog.entry import CatalogUnavailableError
 from quanta.catalog.joins import Joins, PolysemeRegistry, joins, spec_carriers
 from quanta.catalog.search import SearchQuery, SearchResult
@@ -123,19 +124,30 @@ class MeshContext:
         """Every release of a product, oldest first."""
         return self.storage(self.product(key).key).releases()
 
-    def build(self, keys: list[str] | None = None) -> list[BuildResult]:
-        """Build products (all by default), upstream first; specs must be valid."""
+    def build(self, keys: list[str] | None = None, full: bool = False) -> list[BuildResult]:
+        """Build products (all by default), upstream first; specs must be valid. ``full``:
+        incremental products are rebuilt from every source row."""
         self.mesh.raise_problems()
         wanted = [self.product(k).key for k in keys] if keys else None
-        results = Builder(self.mesh, self.reporter, self.limits).build(wanted)
+        results = Builder(self.mesh, self.reporter, self.limits).build(wanted, full=full)
+        self._publish([r.product for r in results if r.release is not None])
+        return results
+
+    def build_product(self, key: str, skip_unchanged: bool = False) -> BuildResult:
+        """Build one product alone (its inputs as released now), as the runtime does."""
+        product = self.product(key)
+        result = Builder(self.mesh, self.reporter, self.limits).build_one(
+            product, skip_unchanged=skip_unchanged)
+        self._publish([product.key] if result.release is not None else [])
+        return result
+
+    def _publish(self, released: list[str]) -> None:
         # each release's discovery document goes beside it and into the catalog; a catalog
         # that fails is reported, never a failed build (the release is the truth)
-        released = [r.product for r in results if r.release is not None]
         if released:
             published = catalog_registry.publish(self.mesh, released, self.catalog)
             for problem in published.problems:
                 self.reporter.warn(problem.render())
-        return results
 
     # --- the catalog: discovery, search, polysemes ----------------------------------------
 
@@ -154,10 +166,12 @@ class MeshContext:
         return catalog_registry.with_lifecycle(found, self.mesh.storage_root)
 
     def discovery(self, key: str | Address) -> dict[str, Any]:
-        """A product's discovery document, from the catalog."""
+        """A product's discovery document, from the catalog, with its SLO attainment and
+        usage measured now."""
         address = Address.parse(key) if isinstance(key, str) else key
-        return catalog_registry.served_document(self.catalog(), self.mesh.storage_root,
-                                                address.product_key)
+        document = catalog_registry.served_document(self.catalog(), self.mesh.storage_root,
+                                                    address.product_key)
+        return document | observations(self.mesh, address.product_key)
 
     def joinable(self, key: str | Address) -> Joins:
         """Ports of other products that share a polyseme with a product (or one of its

@@ -77,10 +77,24 @@ class Client(Protocol):
         """Release the connection."""
 
 
-def connect(target: str | Path, *, token: str | None = None, principal: str | None = None,
+def connect(target: str | Path | None = None, *, catalog: str | None = None,
+            token: str | None = None, principal: str | None = None,
             groups: list[str] | None = None) -> Client:
     """Connect to a mesh: a folder (``principal=``, default the operator), ``http(s)://``
-    or ``grpc://`` (``token=``)."""
+    or ``grpc://`` (``token=``); or, with ``catalog=`` (a catalog's SQLAlchemy URL), to
+    products served by separate units, found through the endpoints that catalog knows."""
+    if catalog is not None:
+        if target is not None:
+            raise QuantaError("connect to a mesh or to a catalog, not both",
+                              hint="quanta.connect(catalog='sqlite:///...', token=...)",
+                              code="bad_request")
+        from quanta.container.federation import FederatedClient
+
+        return FederatedClient(catalog, token)
+    if target is None:
+        raise QuantaError("connect to what?", code="bad_request",
+                          hint="quanta.connect('path/to/mesh'), quanta.connect('http://...', "
+                          "token=...) or quanta.connect(catalog='sqlite:///...', token=...)")
     text = str(target)
     if text.startswith(("http://", "https://")):
         return HttpClient(text, token)

@@ -77,6 +77,7 @@ def test_only_owners_change_the_state_and_bad_input_is_refused(ctx: MeshContext)
 def test_downstream_builds_stop_at_a_retired_input(tmp_path: Path) -> None:
     ctx = MeshContext(copy_fixture("tiny", tmp_path))
     assert all(r.ok for r in ctx.build())
+    deprecate(ctx.sidecar, ctx.sidecar.operator(), "quanta://shop/orders", SUNSET)
     retire(ctx.sidecar, ctx.sidecar.operator(), "quanta://shop/orders", reason="replaced")
     results = {r.product: r for r in ctx.build(["shop.daily_totals"])}
     error = results["shop.daily_totals"].error

@@ -100,7 +100,8 @@ def test_usage_counts_reads_and_consumers_per_day(read: Path) -> None:
     [product] = as_json["products"]
     assert product["consumers"] == 2 and len(product["days"]) == 30
     assert product["days"][-1] == {"day": datetime.now(UTC).date().isoformat(), "reads": 3,
-                                   "consumers": 2}
+                                   "consumers": 2, "denials": 0}
+    assert product["queries_per_day"] == 0.1 and product["denials"] == 0
     assert cli("usage", "--days", "0", "--mesh", str(read)).exit_code == 2
 
 

@@ -41,6 +41,8 @@ def test_a_retired_product_raises_the_same_error_in_every_form(served: Served) -
     from quanta.control.lifecycle import retire
 
     sidecar = served.context.sidecar
+    deprecate(sidecar, sidecar.operator(), "quanta://people/plays",
+              date.today() + timedelta(days=30))  # a product is deprecated before it retires
     retire(sidecar, sidecar.operator(), "quanta://people/plays", "quanta://people/listeners")
     try:
         http = quanta.connect(served.http, token=served.tokens["alice"])

@@ -3,7 +3,13 @@
 ``product_document`` is the full view (``quanta show --json``: profiles and check samples
 included). ``discovery_document`` is the one kept beside the releases and indexed by the
 catalog: the same without any data value (no profile, no sample rows, so erasure never has
-to look in it), plus polysemes, life cycle and ready-to-copy connection snippets.
+to look in it), plus polysemes, life cycle, ready-to-copy connection snippets and the SLO
+status at the time it was written (``slo_status``: verdicts only, which the catalog facets).
+
+How a product keeps its promises and who uses it change between releases, so they are not
+kept: ``observations`` measures them when a document is served (SLO attainment with error
+budgets, usage with consumers, queries per day and denials) from release manifests, run
+records and the audit log (``quanta.observe``), and brings ``slo_status`` up to date.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quanta.catalog.entry import DOCUMENT_FORMAT
+from quanta.errors import QuantaError
+from quanta.observe import observe_product
 from quanta.sidecar.access import describe
 from quanta.spec.mesh import Mesh, Product
 from quanta.storage import ProductStorage, Release
@@ -58,11 +66,12 @@ def product_document(product: Product, releases: list[Release], downstream: list
     }
 
 
-def discovery_document(mesh: Mesh, key: str) -> dict[str, Any]:
+def discovery_document(mesh: Mesh, key: str, now: datetime | None = None) -> dict[str, Any]:
     """The discovery document of a product at its latest release (JSON-ready, no data
     values): owner, description, kind, tags, ports with schemas and semantics, polysemes,
-    quality metrics and checks, releases, lineage, policies in plain words, life cycle and
-    how to connect in each serving mode."""
+    quality metrics and checks, releases, lineage, policies in plain words, life cycle, how
+    to connect in each serving mode, and the SLO status as of ``now``."""
+    now = now or datetime.now(UTC)
     product = mesh.product(key)
     storage = ProductStorage(mesh.storage_root, product.key)
     document = product_document(product, storage.releases(), mesh.downstream(product.key))
@@ -85,10 +94,44 @@ def discovery_document(mesh: Mesh, key: str) -> dict[str, Any]:
         "document": DOCUMENT_FORMAT, "mesh": mesh.spec.name, "key": product.key, **document,
         "polysemes": polysemes,
         "lifecycle": storage.lifecycle().model_dump(mode="json", exclude={"history"}),
+        "history": release_history(mesh, product, storage),
         "connect": connect_snippets(product.spec.domain, product.spec.name, first.name),
-        "generated_at": datetime.now(UTC),
+        "slo_status": observations(mesh, product.key, now)["slo_status"],
+        "generated_at": now,
     }
     return dict(jsonable(document))
+
+
+def observations(mesh: Mesh, key: str, now: datetime | None = None) -> dict[str, Any]:
+    """What a discovery document shows measured when it is served: ``slo_status`` (the
+    verdicts, as indexed), ``slo_attainment`` (each SLO over the last 30 days: measured value,
+    attainment, error budget left, newest breaches with causes) and ``usage`` (reads,
+    consumers, queries per day and denials over the last 30 days, no principal named).
+
+    Measuring never fails a document: a problem (an unreadable audit log) leaves the
+    status ``unmeasured`` and says why in ``observe_warnings``."""
+    now = now or datetime.now(UTC)
+    try:
+        seen = observe_product(mesh, key, now=now)
+    except (QuantaError, OSError) as exc:
+        reason = exc.message if isinstance(exc, QuantaError) else str(exc)
+        return {"slo_status": {"status": "unmeasured", "slos": {}, "breach_due": None,
+                               "evaluated_at": now.isoformat()},
+                "slo_attainment": None, "usage": None,
+                "observe_warnings": [f"not measured: {reason}"]}
+    return {"slo_status": seen.slo_status(), "slo_attainment": seen.attainment(),
+            "usage": seen.usage_summary(), "observe_warnings": seen.warnings}
+
+
+def release_history(mesh: Mesh, product: Product, storage: ProductStorage) -> dict[str, Any]:
+    """Which old releases stay readable: the rule, the oldest release available and how
+    many expired (``quanta vacuum``)."""
+    rule = mesh.spec.release_history(product.spec)
+    numbers = storage.release_numbers()
+    expired = storage.expired_numbers()
+    return {"rule": rule.describe(), "keep": rule.keep, "max_age": rule.max_age,
+            "oldest_available": numbers[0] if numbers else None,
+            "expired": len(expired), "last_expired": expired[-1] if expired else None}
 
 
 def connect_snippets(domain: str, name: str, port: str, http_url: str = HTTP_URL,

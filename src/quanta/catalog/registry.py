@@ -60,13 +60,16 @@ class Publication:
 
     written: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
+    drafts: list[str] = field(default_factory=list)  # written, not registered: drafts
     problems: list[QuantaError] = field(default_factory=list)
 
 
 def publish(mesh: Mesh, keys: list[str], catalog: Callable[[], Catalog]) -> Publication:
     """Write the discovery document of each product in ``keys`` and register it in the
-    catalog (opened only when there is something to register). Never raises for the
-    catalog or the documents: problems are returned, the releases stand."""
+    catalog (opened only when there is something to register); a draft's document is
+    written but not registered, so search and discovery do not list it until it is
+    activated. Never raises for the catalog or the documents: problems are returned, the
+    releases stand."""
     done = Publication()
     documents = []
     for key in keys:
@@ -80,6 +83,9 @@ def publish(mesh: Mesh, keys: list[str], catalog: Callable[[], Catalog]) -> Publ
                 "persists, it is a bug in quanta", code="discovery_document_failed"))
             continue
         done.written.append(key)
+        if document["lifecycle"]["state"] == "draft":
+            done.drafts.append(key)
+            continue
         documents.append(document)
     if not documents:
         return done
@@ -152,10 +158,18 @@ def stored_documents(storage_root: Path) -> tuple[list[IndexEntry], list[QuantaE
 
 
 def rebuild(catalog: Catalog, storage_root: Path) -> RebuildReport:
-    """Recreate the index from the documents in storage, in one transaction."""
+    """Recreate the index from the documents in storage, in one transaction (drafts are
+    left out: they are listed once activated)."""
     entries, problems = stored_documents(storage_root)
+    entries = [e for e in entries if not _is_draft(storage_root, e.key)]
     catalog.replace_all(entries)
     return RebuildReport(indexed=sorted(e.key for e in entries), skipped=problems)
+
+
+def _is_draft(storage_root: Path, key: str) -> bool:
+    with contextlib.suppress(QuantaError):
+        return ProductStorage(storage_root, key).lifecycle().state == "draft"
+    return False
 
 
 def served_document(catalog: CatalogReader, storage_root: Path, key: str,

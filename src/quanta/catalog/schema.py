@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text
 
 VERSION_TABLE = "catalog_version"
-HEAD = "0002"
+HEAD = "0003"
 TS_CONFIG = "quanta_search"
 
 metadata = MetaData()
@@ -85,3 +85,21 @@ state = Table(
 )
 """One row: the generation, bumped by every write, so readers know when what they hold in
 memory (facet arrays) is stale."""
+
+endpoints = Table(
+    "catalog_endpoints", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("product", String(127), nullable=False, index=True),
+    Column("mesh", String(63), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("http_url", String(500), nullable=False),
+    Column("flight_url", String(500)),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("quanta_version", String(64), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("heartbeat_at", String(32), nullable=False, index=True),
+)
+"""Where products are served now (``quanta serve --product``): not derived from discovery
+documents, so clearing or rebuilding the index leaves them; rows whose heartbeat is older than
+the resolver's window are stale and ignored."""

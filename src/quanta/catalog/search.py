@@ -6,12 +6,16 @@ digits; everything else, ``"*-:()`` included, separates words), and each word is
 or ``title:x`` are searched as words, never obeyed as operators. Every word must match (AND);
 the last one also matches as a prefix (from four characters on), so a query typed so far
 already finds something.
-Indexed text goes through the same ``words`` cut, so both stores see the same words.
+Indexed text goes through the same ``words`` cut, so both stores see the same words; the cut
+also folds case and accents (``Café`` is ``cafe``), so both stores match ``cafe`` and
+``café`` alike: SQLite's tokenizer would fold diacritics itself, PostgreSQL's needs the
+``unaccent`` extension, which a database may not have (and which quanta cannot install).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +23,31 @@ WORD = re.compile(r"[^\W_]+")
 MAX_TERMS = 16
 MAX_TERM_CHARS = 64
 MIN_PREFIX = 4  # shorter last words match whole words only (a stemmed "dos*" is "do*")
-FACETS = ("domain", "kind", "tag", "owner", "classification")
+FACETS = ("domain", "kind", "tag", "owner", "classification", "slo_status")
+SLO_STATUSES = ("met", "at_risk", "breached", "unmeasured", "none")
+"""Values of the ``slo_status`` facet: the worst status of a product's SLOs (``quanta slo``),
+``unmeasured`` when none could be measured yet, ``none`` when it declares no SLO."""
 FACET_VALUES = 20
 MAX_LIMIT = 200
 
 
 def words(*texts: str | None) -> list[str]:
-    """Lower-case words of ``texts``: runs of letters and digits (``_`` separates words)."""
+    """Lower-case words of ``texts`` without accents: runs of letters and digits (``_``
+    separates words)."""
     found: list[str] = []
     for text in texts:
         if text:
-            found += WORD.findall(text.lower())
+            found += WORD.findall(fold(text))
     return found
+
+
+def fold(text: str) -> str:
+    """``text`` in lower case without diacritics (``Ærø Café`` → ``ærø cafe``): each
+    character decomposed (NFKD) and its combining marks dropped."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def indexed(*texts: str | None) -> str:
@@ -76,6 +93,7 @@ class SearchQuery:
     classification: str | None = None
     limit: int = 20
     offset: int = 0
+    slo_status: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limit", max(1, min(int(self.limit), MAX_LIMIT)))
@@ -90,7 +108,8 @@ class SearchQuery:
         """The filters that are set, by facet name."""
         chosen: dict[str, Any] = {"domain": self.domain, "kind": self.kind,
                                   "tag": list(self.tags) or None, "owner": self.owner,
-                                  "classification": self.classification}
+                                  "classification": self.classification,
+                                  "slo_status": self.slo_status}
         return {k: v for k, v in chosen.items() if v}
 
 

@@ -403,6 +403,46 @@ class Catalog:
                 self._facets = FacetIndex(conn, self.text.joined, generation)
             return self._facets
 
+    # --- endpoints: where products are served now (quanta.container.endpoints) -------------
+    # Endpoint writes leave the generation alone: heartbeats must not reload facet arrays.
+
+    def register_endpoint(self, endpoint: dict[str, Any]) -> None:
+        """Record a serving endpoint (a row of ``catalog_endpoints``); an older entry with
+        the same id or HTTP URL goes, since one server listens at a URL at a time."""
+        table = schema.endpoints
+        with self._guard(f"register an endpoint of {endpoint['product']}"), \
+                self._writing(bump=False) as conn:
+            conn.execute(delete(table).where((table.c.id == endpoint["id"])
+                                             | (table.c.http_url == endpoint["http_url"])))
+            conn.execute(insert(table), [endpoint])
+
+    def beat(self, endpoint_id: str, at: str) -> bool:
+        """Renew an endpoint's heartbeat; False when it is registered no longer."""
+        table = schema.endpoints
+        with self._guard("renew an endpoint's heartbeat"), self._writing(bump=False) as conn:
+            done = conn.execute(sql_update(table).where(table.c.id == endpoint_id)
+                                .values(heartbeat_at=at))
+            return bool(done.rowcount)
+
+    def deregister_endpoint(self, endpoint_id: str) -> bool:
+        """Forget an endpoint; False when it was not registered."""
+        table = schema.endpoints
+        with self._guard("deregister an endpoint"), self._writing(bump=False) as conn:
+            return bool(conn.execute(delete(table).where(table.c.id == endpoint_id)).rowcount)
+
+    def endpoints(self, product: str | None = None, since: str | None = None
+                  ) -> list[dict[str, Any]]:
+        """Registered endpoints (of ``product``) whose heartbeat is at or after ``since``
+        (a fixed-width UTC stamp), the freshest first."""
+        table = schema.endpoints
+        chosen = select(table).order_by(table.c.product, table.c.heartbeat_at.desc())
+        if product is not None:
+            chosen = chosen.where(table.c.product == product)
+        if since is not None:
+            chosen = chosen.where(table.c.heartbeat_at >= since)
+        with self._guard("read endpoints"), self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(chosen)]
+
 
 def _batches(entries: Iterable[IndexEntry], size: int) -> Iterator[list[IndexEntry]]:
     batch: list[IndexEntry] = []

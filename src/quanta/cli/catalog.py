@@ -33,6 +33,9 @@ def search(
                      ] = None,
     classification: Annotated[str | None, typer.Option(
         help="only products with a field of this classification, e.g. pii")] = None,
+    slo_status: Annotated[str | None, typer.Option(
+        "--slo-status", help="only products whose SLOs are: met, at_risk, breached, "
+        "unmeasured or none")] = None,
     limit: Annotated[int, typer.Option(help="products shown (at most 200)")] = 20,
     mesh: MeshOption = None, as_json: JsonOption = False,
 ) -> None:
@@ -41,7 +44,7 @@ def search(
 
     ctx = context(mesh)
     found = ctx.search(SearchQuery(text, domain, kind, tuple(tag or ()), owner, classification,
-                                   limit))
+                                   limit, slo_status=slo_status))
     if as_json:
         out.print_json(json.dumps(found.to_dict()))
     else:

@@ -1,14 +1,15 @@
-"""CLI of a product's life cycle: deprecate, retire, reactivate."""
+"""CLI of a product's life cycle: draft, activate, deprecate, retire, reactivate."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from quanta.cli.main import MeshOption, app, boundary, context, out
+from quanta.cli.main import MeshOption, app, boundary, context, err, out
 from quanta.cli.security import AsOption, GroupOption, acting
 from quanta.errors import QuantaError
 
@@ -21,6 +22,34 @@ def _day(text: str) -> date:
     except ValueError:
         raise QuantaError(f"--sunset {text!r} is not a date", hint="write YYYY-MM-DD",
                           code="date_invalid") from None
+
+
+@app.command()
+@boundary
+def draft(
+    address: Annotated[str, typer.Argument(help="quanta://domain/product")],
+    reason: ReasonOption = None, as_principal: AsOption = None, group: GroupOption = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Declare a new product a draft (before its first release): it builds and its owners
+    read it, but it is not listed in discovery and others cannot read it."""
+    from quanta.control.lifecycle import draft as run
+
+    ctx = context(mesh)
+    run(ctx.sidecar, acting(ctx, as_principal, group), address, reason)
+    key = ctx.product(address).key
+    out.print(f"[yellow]✓[/] {key} is a draft; when it is ready: quanta activate {key}")
+
+
+@app.command()
+@boundary
+def activate(
+    address: Annotated[str, typer.Argument(help="quanta://domain/product")],
+    reason: ReasonOption = None, as_principal: AsOption = None, group: GroupOption = None,
+    mesh: MeshOption = None,
+) -> None:
+    """Activate a draft: listed in discovery and readable by those granted it."""
+    _activate(address, reason, as_principal, group, mesh)
 
 
 @app.command()
@@ -70,8 +99,20 @@ def reactivate(
     mesh: MeshOption = None,
 ) -> None:
     """Undo a deprecation or a retirement."""
-    from quanta.control.lifecycle import reactivate as run
+    _activate(address, reason, as_principal, group, mesh)
+
+
+def _activate(address: str, reason: str | None, as_principal: str | None,
+              group: list[str] | None, mesh: Path | None) -> None:
+    from quanta.catalog import registry
+    from quanta.control.lifecycle import activate as run
 
     ctx = context(mesh)
+    before = ctx.storage(ctx.product(address).key).lifecycle().state
     run(ctx.sidecar, acting(ctx, as_principal, group), address, reason)
-    out.print(f"[green]✓[/] {ctx.product(address).key} is active")
+    key = ctx.product(address).key
+    out.print(f"[green]✓[/] {key} is active")
+    if before == "draft" and ctx.storage(key).release_numbers():
+        # a draft's document was kept out of the catalog: list it now
+        for problem in registry.publish(ctx.mesh, [key], ctx.catalog).problems:
+            err.print(f"[yellow]warning:[/] {escape(problem.render())}", soft_wrap=True)

@@ -203,6 +203,8 @@ def schema(
 def build(
     products: Annotated[list[str] | None, typer.Argument(
         help="DOMAIN.PRODUCT ... (default: every product, upstream first)")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="rebuild incremental products from every source row")] = False,
     mesh: MeshOption = None,
 ) -> None:
     """Build products; each successful build makes a new immutable release."""
@@ -214,7 +216,7 @@ def build(
     start = time.perf_counter()
     with RichReporter(out, total=len(order)) as reporter:
         ctx.reporter = reporter
-        results = ctx.build(products or None)
+        results = ctx.build(products or None, full=full)
     failed = [r for r in results if not r.ok]
     print_warnings(results)
     seconds = time.perf_counter() - start
@@ -243,6 +245,11 @@ def versions(
         out.print(f"{product.key} has no releases yet; build it: quanta build {product.key}")
     else:
         out.print(render.releases_table(product.key, releases))
+    expired = ctx.storage(product.key).expired_releases()
+    if expired and not as_json:
+        out.print(f"{len(expired)} older release(s) expired (the last: {expired[-1].release}, "
+                  f"on {expired[-1].expired_at:%Y-%m-%d}; rule: {expired[-1].rule})",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -252,6 +259,7 @@ def show(
     mesh: MeshOption = None, as_json: JsonOption = False,
 ) -> None:
     """Show a product: owner, kind, ports and schemas, releases, checks and metrics."""
+    from quanta.catalog.document import observations
     from quanta.cli import render
     from quanta.cli.show import print_product
 
@@ -261,6 +269,7 @@ def show(
         product, ctx.releases(product.key), ctx.mesh.downstream(product.key)
     )
     document["lifecycle"] = ctx.storage(product.key).lifecycle().model_dump(mode="json")
+    document |= observations(ctx.mesh, product.key)  # SLO attainment, usage: measured now
     if as_json:
         out.print_json(render.dumps(document))
     else:
@@ -326,11 +335,22 @@ def demo(
         help="size relative to the default 1,000,000 events, e.g. 0.1 or 3")] = None,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
     force: Annotated[bool, typer.Option(help="replace an existing demo folder")] = False,
+    append_events: Annotated[int | None, typer.Option(
+        help="append N new play events to an existing demo's player database (then "
+        "'quanta run --once' shows the products reacting)")] = None,
 ) -> None:
     """Generate the Daff Inc. demo mesh and build every product."""
     from quanta.cli.progress import RichReporter
     from quanta.context import MeshContext
+    from quanta.demo.mesh import append_events as append
     from quanta.demo.mesh import create_demo
+
+    if append_events is not None:
+        added = append(folder, append_events)
+        out.print(f"[green]✓[/] appended {added.count:,} plays ({added.first_id}..{added.last_id})"
+                  f" to {added.player_db} ({added.total:,} in all)\n"
+                  f"  see the mesh react: cd {folder} && quanta run --once")
+        return
 
     if scale is not None:
         if scale <= 0:
@@ -358,16 +378,65 @@ def demo(
 
 @app.command()
 @boundary
+def package(
+    product: Annotated[str, typer.Argument(help="DOMAIN.PRODUCT to package")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="bundle file (.tar.gz or .zip) or folder (default: here)")] = None,
+    mesh: MeshOption = None, as_json: JsonOption = False,
+) -> None:
+    """Write a product as one self-contained bundle: its folder, the mesh's policies and
+    standards, and quanta.lock (versions, file digests, what it needs at run time)."""
+    from quanta.container.bundle import package as write_bundle
+
+    ctx = context(mesh)
+    done = write_bundle(ctx.mesh, ctx.product(product).key, output)
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "bundle": str(done.path), "sha256": done.sha256,
+                                   "lock": done.lock.model_dump(mode="json")}))
+        return
+    out.print(f"[green]✓[/] packaged {done.lock.product} {done.lock.version} into {done.path}\n"
+              f"  sha256 {done.sha256}  ({len(done.lock.files)} files)", soft_wrap=True)
+    for item in done.lock.external:
+        where = item.mesh_path or item.path or item.url_env or item.product
+        out.print(f"  needs at run time: input '{item.name}' ({item.type}: {where})",
+                  soft_wrap=True)
+    out.print(f"  run it: quanta serve --product {done.path} --catalog URL", soft_wrap=True)
+
+
+@app.command()
+@boundary
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
     flight_port: Annotated[int, typer.Option(help="Arrow Flight port (0: no Flight)")] = 8815,
+    product: Annotated[str | None, typer.Option(
+        "--product", help="serve only this product, as its own unit: DOMAIN.PRODUCT of the "
+        "mesh, a bundle file or an unpacked bundle's folder")] = None,
+    register_in: Annotated[str | None, typer.Option(
+        "--catalog", help="with --product: catalog (SQLAlchemy URL) to register in (default: "
+        "QUANTA_CATALOG_URL, else the mesh's)")] = None,
+    advertise: Annotated[str | None, typer.Option(
+        help="with --product: the HTTP URL consumers reach it at (default: where it listens)")
+    ] = None,
+    into: Annotated[Path | None, typer.Option(
+        help="with a bundle: folder to unpack it into (default: beside it)")] = None,
+    sources: Annotated[Path | None, typer.Option(
+        help="with a bundle: folder standing for its mesh's folder, where the sources it "
+        "does not carry are (default: QUANTA_SOURCES)")] = None,
     mesh: MeshOption = None,
 ) -> None:
-    """Serve the mesh: HTTP API (docs at /docs) and Arrow Flight, through the sidecar."""
+    """Serve the mesh: HTTP API (docs at /docs) and Arrow Flight, through the sidecar; with
+    --product, one product as its own unit, registered in a catalog while it listens."""
     from quanta.serve.server import ServeOptions
     from quanta.serve.server import serve as run_servers
 
+    if product is not None:
+        serve_product(product, ServeOptions(host, port, flight_port or None), register_in,
+                      advertise, into, sources, mesh)
+        return
+    if register_in or advertise or into or sources:
+        raise QuantaError("--catalog, --advertise, --into and --sources go with --product",
+                          hint="quanta serve --product DOMAIN.PRODUCT --catalog URL")
     ctx = context(mesh)
     ctx.mesh.raise_problems()
     options = ServeOptions(host, port, flight_port or None)
@@ -383,10 +452,36 @@ def serve(
     run_servers(ctx.sidecar, options, on_ready=ready)
 
 
+def serve_product(product: str, options: Any, register_in: str | None,
+                  advertise: str | None, into: Path | None, sources: Path | None,
+                  mesh: Path | None) -> None:
+    """``quanta serve --product``: one product as its own unit, registered in a catalog."""
+    from quanta.catalog.location import catalog_url
+    from quanta.container.unit import open_unit, serve_unit
+
+    unit = open_unit(product, mesh, into, sources)
+    _opened.append(unit.context)
+    unit.context.mesh.raise_problems()
+    for difference in unit.lock.differences() if unit.lock else []:
+        err.print(f"[yellow]warning:[/] {unit.key}: {difference}", soft_wrap=True)
+
+    def ready(endpoint: Any) -> None:
+        out.print(f"[green]✓[/] serving {unit.key} as its own unit (mesh "
+                  f"'{unit.context.mesh.spec.name}' at {unit.root})\n"
+                  f"  HTTP    {endpoint.http_url}  (API docs: {endpoint.http_url}/docs)",
+                  soft_wrap=True)
+        if endpoint.flight_url:
+            out.print(f"  Flight  {endpoint.flight_url}")
+        out.print("  stop: Ctrl-C (deregisters it)")
+
+    serve_unit(unit, options, register_in or catalog_url(unit.context.mesh), advertise,
+               on_ready=ready, report=lambda text: out.print(text, soft_wrap=True))
+
+
 def run() -> None:
     """Console-script entry point."""
     app()
 
 
 # Sub-command modules register themselves on `app` when imported.
-from quanta.cli import access, catalog, erase, governance, lifecycle, lineage, observe, retention, security  # noqa: E402, E501, F401, I001
+from quanta.cli import access, catalog, erase, governance, history, lifecycle, lineage, observe, retention, runtime, security  # noqa: E402, E501, F401, I001

@@ -31,7 +31,9 @@ def print_product(out: Console, doc: dict[str, Any]) -> None:
         out.print(f"upstream: {', '.join(doc['upstream']) or '-'}   "
                   f"downstream: {', '.join(doc['downstream']) or '-'}")
     slos = ", ".join(f"{k} {v}" for k, v in doc["slos"].items())
-    out.print(f"SLOs: {slos or '-'}   retention: {doc['retention'] or '-'}\n")
+    out.print(f"SLOs: {slos or '-'}   retention: {doc['retention'] or '-'}")
+    print_observations(out, doc)
+    out.print()
     for port in doc["ports"]:
         out.print(schema_table(port))
     if doc["policies"]:
@@ -61,6 +63,28 @@ def print_product(out: Console, doc: dict[str, Any]) -> None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(latest["metrics"].items()))
         out.print(f"quality metrics: {metrics}")
     out.print(f"releases: {len(doc['releases'])} (see: quanta versions {doc['address']})")
+
+
+def print_observations(out: Console, doc: dict[str, Any]) -> None:
+    """SLO attainment and usage, when the document carries them (measured when shown)."""
+    from quanta.observe.slo import percent
+
+    measured = doc.get("slo_attainment")
+    if measured and measured["slos"]:
+        days = round(measured["window_seconds"] / 86_400)
+        out.print(f"SLO attainment over {days}d: [bold]{measured['status']}[/]")
+        for item in measured["slos"]:
+            attained = ("—" if item["attainment"] is None
+                        else f"{percent(item['attainment'])} {item['note']}")
+            left = item["budget_left"]
+            budget = "" if left is None else f", budget left {left:.0%}"
+            out.print(f"  {item['slo']} {item['objective']}: {item['status']} ({attained}"
+                      f"{budget})", soft_wrap=True)
+    usage = doc.get("usage")
+    if usage:
+        out.print(f"usage over {usage['days']}d: {usage['reads']:,} read(s) by "
+                  f"{usage['consumers']:,} consumer(s), {usage['queries_per_day']:g} per day, "
+                  f"{usage['denials']:,} denied")
 
 
 def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float) -> None:

@@ -1,10 +1,13 @@
-"""Life cycle of a product: deprecate (with a sunset date and a replacement), retire, reactivate.
+"""Life cycle of a product: draft → active → deprecated (with a sunset date and a
+replacement) → retired, and reactivation.
 
-A deprecated product is still served, with a notice on every answer (HTTP ``Deprecation``,
-``Sunset`` and ``Link`` headers, Flight schema metadata, the CLI's warning); a retired one is
-refused with a message naming its replacement, and is not built any more. Only the mesh
-operator and the owning team (group named like ``owner.team``) change the state; every
-change is audited and kept in the product's history.
+A draft is built and read by its owners only, and is not in the catalog; activating it
+publishes it. A deprecated product is still served, with a notice on every answer (HTTP
+``Deprecation``, ``Sunset`` and ``Link`` headers, Flight schema metadata, the CLI's warning); a
+retired one is refused with a message naming its replacement, and is not built any more.
+Moves follow that order (``MOVES``): a product is deprecated before it is retired, so its
+consumers are warned. Only the mesh operator and the owning team (group named like
+``owner.team``) change the state; every change is audited and kept in the product's history.
 """
 
 from __future__ import annotations
@@ -18,13 +21,27 @@ from quanta.sidecar.access import AuthorizationError
 from quanta.sidecar.core import Sidecar
 from quanta.sidecar.principals import Principal
 from quanta.storage import ProductStorage
-from quanta.storage.lifecycle import Lifecycle, State, Transition
+from quanta.storage.lifecycle import MOVES, Lifecycle, State, Transition
 
 
 class LifecycleError(QuantaError):
     """A life cycle change that cannot be made as asked."""
 
     code = "lifecycle_invalid"
+
+
+def draft(sidecar: Sidecar, principal: Principal, address: Address | str,
+          reason: str | None = None) -> Lifecycle:
+    """Declare a new product a draft, before its first release: built and read by its owners
+    only, and not listed in discovery until it is activated."""
+    return _change(sidecar, principal, address, "draft", reason, None, None)
+
+
+def activate(sidecar: Sidecar, principal: Principal, address: Address | str,
+             reason: str | None = None) -> Lifecycle:
+    """Make a product active: a draft is published, a deprecated or retired one served
+    again as before."""
+    return _change(sidecar, principal, address, "active", reason, None, None)
 
 
 def deprecate(sidecar: Sidecar, principal: Principal, address: Address | str, sunset: date,
@@ -48,8 +65,8 @@ def retire(sidecar: Sidecar, principal: Principal, address: Address | str,
 
 def reactivate(sidecar: Sidecar, principal: Principal, address: Address | str,
                reason: str | None = None) -> Lifecycle:
-    """Undo a deprecation or retirement."""
-    return _change(sidecar, principal, address, "active", reason, None, None)
+    """Undo a deprecation or retirement (activates a draft too: the target is the same)."""
+    return activate(sidecar, principal, address, reason)
 
 
 def _change(sidecar: Sidecar, principal: Principal, address: Address | str, state: State,
@@ -65,15 +82,14 @@ def _change(sidecar: Sidecar, principal: Principal, address: Address | str, stat
     current = storage.lifecycle()
     if replacement is not None:
         replacement = _check_replacement(sidecar, product.key, replacement)
-    if state == current.state == "retired":
-        raise LifecycleError(f"{product.key} is retired already",
-                             hint=f"quanta reactivate {product.key} first to change it")
-    if state == "active" and current.state == "active":
-        raise LifecycleError(f"{product.key} is active already")
+    _check_move(storage, product.key, current, state)
     step = Transition(state=state, at=datetime.now(UTC), by=principal.name,
                       reason=(reason or "").strip() or None)
-    if state == "active":
-        updated = Lifecycle(history=[*current.history, step])
+    if state == "draft" and product.spec.region is not None:
+        # the first write to a region product's storage: its folder lives in the region
+        storage.place(sidecar.mesh.region_root(product.spec.region))
+    if state in ("active", "draft"):
+        updated = Lifecycle(state=state, history=[*current.history, step])
     else:
         updated = Lifecycle(
             state=state, sunset=sunset if state == "deprecated" else current.sunset,
@@ -87,6 +103,35 @@ def _change(sidecar: Sidecar, principal: Principal, address: Address | str, stat
         "replacement": updated.replacement, "reason": step.reason, "outcome": "ok",
     })
     return updated
+
+
+def _check_move(storage: ProductStorage, key: str, current: Lifecycle, state: State) -> None:
+    """Refuse a move the life cycle does not allow, saying what to do instead."""
+    if state == "draft" and current.state != "draft":
+        if current.history or storage.release_numbers() or storage.expired_numbers():
+            raise LifecycleError(
+                f"{key} is {current.state} and has been released or changed state; only a "
+                "new product, before its first release, can be a draft",
+                hint=f"to withdraw it, deprecate it: quanta deprecate {key} --sunset YYYY-MM-DD")
+        return
+    if state in MOVES[current.state]:
+        return
+    if state == current.state:
+        hint = {"retired": f"quanta reactivate {key} first to change it",
+                "draft": f"activate it: quanta activate {key}"}.get(current.state)
+        raise LifecycleError(f"{key} is {current.state} already", hint=hint)
+    if current.state == "draft":
+        raise LifecycleError(
+            f"{key} is a draft: it cannot be {state} before it was active",
+            hint=f"activate it first (quanta activate {key}); a draft nobody should read "
+            "can simply be removed from the mesh")
+    if state == "retired":
+        raise LifecycleError(
+            f"{key} is {current.state}: a product is deprecated before it is retired, so its "
+            "consumers are warned", hint=f"quanta deprecate {key} --sunset YYYY-MM-DD "
+            "[--replacement ADDRESS], then retire it")
+    raise LifecycleError(f"{key} is {current.state}; it cannot become {state}",
+                         hint=f"reactivate it first: quanta reactivate {key}")
 
 
 def _check_replacement(sidecar: Sidecar, key: str, replacement: str) -> str:

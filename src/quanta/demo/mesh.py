@@ -6,7 +6,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from quanta.demo.sources import SourceSummary, generate_sources
+from quanta.demo.sources import AppendedPlays, SourceSummary, append_plays, generate_sources
 from quanta.errors import QuantaError
 
 
@@ -43,3 +43,19 @@ def create_demo(folder: Path, events: int = 1_000_000, seed: int = 7, force: boo
     shutil.copytree(template_folder(), folder, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".quanta", ".quanta-*", "sources", "__pycache__"))
     return generate_sources(folder, events=events, seed=seed)
+
+
+def append_events(folder: Path, count: int) -> AppendedPlays:
+    """Append ``count`` new play events to the operational source of the demo in ``folder``."""
+    if count < 1:
+        raise QuantaError(f"--append-events {count} must be at least 1", hint="e.g. 1000",
+                          code="events_invalid")
+    if not (folder / "mesh.yaml").is_file():
+        raise QuantaError(f"{folder} holds no demo mesh",
+                          hint=f"create it first: quanta demo {folder}", code="demo_missing")
+    try:
+        return append_plays(folder, count)
+    except FileNotFoundError:
+        raise QuantaError(f"{folder} has no player database (sources/player.db)",
+                          hint=f"recreate the demo: quanta demo {folder} --force",
+                          code="demo_missing") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -519,3 +520,52 @@ def _write_tracks_ndjson(path: Path, tracks: pa.Table) -> None:
     with tmp.open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in tracks.to_pylist())
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedPlays:
+    """What ``append_plays`` added to the player's database."""
+
+    player_db: Path
+    count: int
+    first_id: str
+    last_id: str
+    total: int
+
+
+def append_plays(root: Path, count: int, seed: int | None = None) -> AppendedPlays:
+    """Append ``count`` new plays to the demo's player database, as the player backend would:
+    new play ids after the last one, played in the minutes up to now by existing listeners of
+    existing tracks (each new play copies a random earlier play's listener, track, device,
+    country and length). One transaction: the source never holds half a batch."""
+    if count < 1:
+        raise ValueError(f"count must be positive, got {count}")
+    player_db = Path(root) / "sources" / "player.db"
+    if not player_db.is_file():
+        raise FileNotFoundError(player_db)
+    rng = np.random.default_rng(seed)
+    con = sqlite3.connect(player_db)
+    try:
+        last_id, last_at, rows = con.execute(
+            "SELECT max(play_id), max(played_at), count(*) FROM plays").fetchone()
+        next_number = int(last_id[1:]) + 1 if last_id else 1
+        picks = [int(r) for r in rng.integers(1, max(rows, 1) + 1, count)]
+        columns = "listener_id, track_id, ms_played, device, country"
+        sampled = [con.execute(f"SELECT {columns} FROM plays WHERE rowid = ?", (r,)).fetchone()
+                   for r in picks]
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        last_ms = (int(np.datetime64(last_at.replace(" ", "T"), "ms").astype(np.int64))
+                   if last_at else now_ms - count * 1000)
+        start = max(now_ms - count * 1000, last_ms + 1)
+        spacing = max(1, (now_ms - start) // count)
+        played = _timestamp_strings(start + np.arange(count, dtype=np.int64) * spacing,
+                                    millis=True).to_pylist()
+        new = [(f"p{next_number + i:08d}", s[0], s[1], played[i], s[2], s[3], s[4])
+               for i, s in enumerate(sampled) if s is not None]
+        with con:
+            con.executemany("INSERT INTO plays (play_id, listener_id, track_id, ms_played, "
+                            "device, country, played_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(p[0], p[1], p[2], p[4], p[5], p[6], p[3]) for p in new])
+        return AppendedPlays(player_db, len(new), new[0][0], new[-1][0], rows + len(new))
+    finally:
+        con.close()

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from quanta.engine.duckdb import DuckDBSession
 from quanta.errors import InputError
-from quanta.inputs.base import InputContext
+from quanta.inputs.base import InputContext, Since
 from quanta.spec.models import PostgresInput, SqliteInput
 from quanta.storage import InputRead
 
@@ -30,8 +30,10 @@ def _quoted_table(name: str, input_name: str) -> str:
 
 class SqliteConnector:
     type = "sqlite"
+    reads_since = True
 
-    def load(self, session: DuckDBSession, spec: SqliteInput, context: InputContext) -> InputRead:
+    def load(self, session: DuckDBSession, spec: SqliteInput, context: InputContext,
+             since: Since | None = None) -> InputRead:
         path = (context.product_folder / spec.path).resolve()
         if not path.is_file():
             raise InputError(
@@ -45,11 +47,22 @@ class SqliteConnector:
                 f"input '{spec.name}': table '{spec.table}' is not in {path.name}",
                 hint=f"tables: {', '.join(sorted(tables)) or 'none'}",
             )
-        data = _sqlite_arrow(path, f"SELECT * FROM {table}", spec.name)
+        where = f" WHERE {since.source_condition()}" if since else ""
+        data = _sqlite_arrow(path, f"SELECT * FROM {table}{where}", spec.name)
+        if since is not None and data.num_rows == 0:
+            # no rows, no types to infer (every column would come back int64): take the
+            # types from one row of the table
+            data = _sqlite_arrow(path, f"SELECT * FROM {table} LIMIT 1", spec.name).slice(0, 0)
         session.load_table(spec.name, data)
-        stat = path.stat()
-        mark = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-        return InputRead(type="sqlite", rows=data.num_rows, fingerprint=mark[:16])
+        return InputRead(type="sqlite", rows=data.num_rows, fingerprint=sqlite_mark(path))
+
+
+def sqlite_mark(path: Path) -> str:
+    """A cheap identity of a SQLite database's current contents (path, size, modified)."""
+    stat = path.stat()
+    # the name, not the whole path: a mesh folder that moves keeps its fingerprints
+    mark = f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(mark.encode()).hexdigest()[:16]
 
 
 def _sqlite_tables(path: Path, input_name: str) -> set[str]:
@@ -89,9 +102,11 @@ def _sqlite_arrow(path: Path, query: str, input_name: str) -> pa.Table:
 
 class PostgresConnector:
     type = "postgres"
+    reads_since = True
 
     def load(
-        self, session: DuckDBSession, spec: PostgresInput, context: InputContext
+        self, session: DuckDBSession, spec: PostgresInput, context: InputContext,
+        since: Since | None = None,
     ) -> InputRead:
         url = context.environ.get(spec.url_env)
         if not url:
@@ -100,7 +115,8 @@ class PostgresConnector:
                 hint=f"export {spec.url_env}=postgresql://user:password@host:5432/database",
             )
         table = _quoted_table(spec.table, spec.name)
-        data = _postgres_arrow(url, f"SELECT * FROM {table}", spec)
+        where = f" WHERE {since.source_condition()}" if since else ""
+        data = _postgres_arrow(url, f"SELECT * FROM {table}{where}", spec)
         session.load_table(spec.name, data)
         return InputRead(type="postgres", rows=data.num_rows)
 

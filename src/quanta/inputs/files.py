@@ -9,7 +9,7 @@ import duckdb
 
 from quanta.engine.duckdb import DuckDBSession, literal, quote
 from quanta.errors import InputError
-from quanta.inputs.base import InputContext
+from quanta.inputs.base import InputContext, Since
 from quanta.spec.models import FileInput
 from quanta.storage import InputRead
 
@@ -37,14 +37,16 @@ def fingerprint(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for file in files:
         stat = file.stat()
-        digest.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{file.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
 class FileConnector:
     type = "file"
+    reads_since = True
 
-    def load(self, session: DuckDBSession, spec: FileInput, context: InputContext) -> InputRead:
+    def load(self, session: DuckDBSession, spec: FileInput, context: InputContext,
+             since: Since | None = None) -> InputRead:
         files = resolve_files(context.product_folder, spec.path)
         if not files:
             raise InputError(
@@ -71,7 +73,9 @@ class FileConnector:
         try:
             # a view, read once by the transform; the session may read these files (and no
             # others) after it is locked
-            session.execute(f"CREATE TEMP VIEW {quote(spec.name)} AS SELECT * FROM {source}")
+            where = f" WHERE {since.condition()}" if since else ""
+            session.execute(
+                f"CREATE TEMP VIEW {quote(spec.name)} AS SELECT * FROM {source}{where}")
             for file in files:
                 session.allow_file(file)
         except duckdb.Error as exc:

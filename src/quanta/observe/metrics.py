@@ -52,8 +52,8 @@ class MeshMetrics:
             "quanta_query_duration_seconds", "Time from a read's start to its audit record, "
             "by serving mode and outcome", ["mode", "outcome"], buckets=QUERY_SECONDS,
             registry=registry)
-        self.product_reads = Counter("quanta_product_reads", "Reads naming a product's "
-                                     "release, by outcome", ["product", "outcome"],
+        self.product_reads = Counter("quanta_product_reads", "Reads of a product, by "
+                                     "outcome (denials included)", ["product", "outcome"],
                                      registry=registry)
         self.rows = Counter("quanta_query_rows", "Rows returned by reads, by serving mode",
                             ["mode"], registry=registry)
@@ -85,7 +85,8 @@ class MeshMetrics:
         self.queries.labels(mode, outcome).inc()
         if entry.get("duration_ms") is not None:
             self.query_seconds.labels(mode, outcome).observe(float(entry["duration_ms"]) / 1000)
-        for product in entry.get("snapshot") or {}:
+        # a denial names no release, but the products it tried to read
+        for product in entry.get("snapshot") or entry.get("products") or ():
             self.product_reads.labels(str(product), outcome).inc()
         if entry.get("rows"):
             self.rows.labels(mode).inc(int(entry["rows"]))

@@ -44,6 +44,7 @@ ERROR_WORDS = {"query_failed": "engine errors", "integrity_failed": "integrity f
 EPSILON = 1e-9
 
 Status = Literal["met", "at_risk", "breached", "unmeasured"]
+Overall = Literal["met", "at_risk", "breached", "unmeasured", "none"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,41 @@ class ProductSlos:
     runs: list[RunRecord]
     reads: int
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> Overall:
+        """The worst status of the product's measured SLOs; ``unmeasured`` when none could
+        be measured yet, ``none`` when it declares no SLO."""
+        if not self.slos:
+            return "none"
+        found = {s.status for s in self.slos}
+        if "breached" in found:
+            return "breached"
+        if "at_risk" in found:
+            return "at_risk"
+        return "met" if "met" in found else "unmeasured"
+
+    def breach_due(self, now: datetime) -> datetime | None:
+        """When waiting alone will breach an SLO not breached yet: the moment freshness or
+        interval of change (the SLOs that worsen with time while no release comes) falls
+        below its target if nothing else changes; None when waiting breaches nothing.
+
+        A prediction from the figures measured at ``now``, ignoring the window sliding on
+        (which moves it by under 1% of the window), so that an index can tell, without
+        evaluating again, that a product which stopped releasing is breaching its SLOs.
+        """
+        due: list[datetime] = []
+        for result in self.slos:
+            if result.status == "breached":
+                continue
+            if result.slo == "freshness" and result.measured is not None:
+                due.append(now + _freshness_left(result))
+            elif (result.slo == "interval_of_change" and self.releases
+                  # the open interval counts once too long: is one more bad one too many?
+                  and result.good / (result.total + 1) + EPSILON < result.target):
+                latest = self.releases[-1].committed_at
+                due.append(max(now, latest + parse_duration(result.declared)))
+        return min(due, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         outcomes: dict[str, int] = {}
@@ -189,24 +225,27 @@ def evaluate(product: Product, history: History, access: AccessLog, *, since: da
     """Every SLO ``product`` declares, from its ``history`` and reads in ``access``."""
     slos = product.spec.slos
     key = product.key
-    reads = access.of(key)
+    ok, others = access.outcomes(key)
+    served = history.served_since(since)
     results: list[SloResult] = []
     for name in SLO_ORDER:
         declared = getattr(slos, name)
         if declared is None:
             continue
-        if name in DURATION_SLOS:
-            limit = parse_duration(declared)
-            measure = {"freshness": _freshness, "interval_of_change": _interval,
-                       "timeliness": _timeliness}[name]
-            results.append(measure(product, history, limit, declared, since, now, objective))
+        if name in ("freshness", "interval_of_change"):
+            measure = _freshness if name == "freshness" else _interval
+            results.append(measure(product, history, parse_duration(declared), declared,
+                                   since, now, objective))
+        elif name == "timeliness":
+            results.append(_timeliness(product, history, served, parse_duration(declared),
+                                       declared, objective))
         elif name == "availability":
-            results.append(_availability(key, reads, float(declared)))
+            results.append(_availability(key, ok, others, float(declared)))
         else:
-            results.append(_quality(product, history, name, float(declared), since, objective))
+            results.append(_quality(product, history, served, name, float(declared),
+                                    objective))
     runs = [r for r in history.runs if r.started_at >= since]
-    return ProductSlos(key, results, history.served_since(since), runs, len(reads),
-                       list(history.warnings))
+    return ProductSlos(key, results, served, runs, ok + len(others), list(history.warnings))
 
 
 # --- the measures ------------------------------------------------------------------------------
@@ -275,39 +314,36 @@ def _interval(product: Product, history: History, limit: timedelta, declared: st
                    breaches)
 
 
-def _timeliness(product: Product, history: History, limit: timedelta, declared: str,
-                since: datetime, now: datetime, objective: float) -> SloResult:
+def _timeliness(product: Product, history: History, served: list[ReleaseFacts],
+                limit: timedelta, declared: str, objective: float) -> SloResult:
     """Share of releases served whose newest event was at most ``limit`` old at commit."""
     if not any(port.event_time for port in product.spec.outputs):
         return _unmeasured(product.key, "timeliness", declared, objective, "releases",
                            "no port declares an event_time")
-    served = [r for r in history.served_since(since) if r.event_lag is not None]
-    if not served:
+    lags = [(r, r.committed_at - r.newest_event) for r in served if r.newest_event is not None]
+    if not lags:
         reason = ("no release holds event times yet" if history.releases else
                   f"no release yet: build it (quanta build {product.key})")
         return _unmeasured(product.key, "timeliness", declared, objective, "releases", reason)
     breaches = []
-    for release in served:
-        lag = release.event_lag
-        assert lag is not None and release.newest_event is not None
+    for release, lag in lags:
         if lag > limit:
+            assert release.newest_event is not None
             breaches.append(Breach(
                 f"release {release.release}: its newest event ({_at(release.newest_event)}) was "
                 f"{in_words(lag)} old when released (timeliness {declared})",
                 release.newest_event, release.committed_at, release.release))
-    good = len(served) - len(breaches)
-    latest = served[-1].event_lag
-    assert latest is not None
+    good = len(lags) - len(breaches)
     return _judged(product.key, "timeliness", declared, objective, "releases", good,
-                   len(served), latest.total_seconds(), f"of {_count(len(served), 'release')}",
+                   len(lags), lags[-1][1].total_seconds(), f"of {_count(len(lags), 'release')}",
                    breaches)
 
 
-def _quality(product: Product, history: History, name: str, threshold: float,
-             since: datetime, objective: float) -> SloResult:
+def _quality(product: Product, history: History, served: list[ReleaseFacts], name: str,
+             threshold: float, objective: float) -> SloResult:
     """Share of releases served whose quality metric ``name`` reached ``threshold``."""
     declared = f"{threshold:g}"
-    served = [r for r in history.served_since(since) if name in r.metrics]
+    served = [r for r in served if name in r.metrics]
     if not served:
         reason = (f"no release yet: build it (quanta build {product.key})"
                   if not history.releases else
@@ -336,19 +372,19 @@ def _quality(product: Product, history: History, name: str, threshold: float,
                    served[-1].metrics[name], f"of {_count(len(served), 'release')}", breaches)
 
 
-def _availability(key: str, reads: list[Read], target: float) -> SloResult:
-    """Share of reads of the product that did not fail on the platform's side: denials,
-    refusals, limits, cancellations and SQL errors of the reader's own making do not count."""
+def _availability(key: str, ok: int, others: list[Read], target: float) -> SloResult:
+    """Share of reads of the product (``ok`` good ones and ``others``) that did not fail on
+    the platform's side: denials, refusals, limits, cancellations and SQL errors of the
+    reader's own making do not count."""
     declared = f"{target:g}"
-    counted = [r for r in reads if r.outcome == "ok"
-               or (r.outcome == "error" and not _callers_error(r))]
+    failed: dict[str, list[Read]] = {}
+    for read in others:
+        if read.outcome == "error" and not _callers_error(read):
+            failed.setdefault(read.error_code or "error", []).append(read)
+    counted = ok + sum(len(g) for g in failed.values())
     if not counted:
         return _unmeasured(key, "availability", declared, target, "reads",
                            "no reads in the window yet")
-    failed: dict[str, list[Read]] = {}
-    for read in counted:
-        if read.outcome == "error":
-            failed.setdefault(read.error_code or "error", []).append(read)
     breaches = []
     for code, group in sorted(failed.items(), key=lambda item: -len(item[1])):
         last = group[-1]
@@ -357,9 +393,8 @@ def _availability(key: str, reads: list[Read], target: float) -> SloResult:
             f"{_count(len(group), 'read')} failed with {words} ({code}), the last at "
             f"{_at(last.time)}: {last.error_message or 'no message'}",
             group[0].time, last.time))
-    good = len(counted) - sum(len(g) for g in failed.values())
-    return _judged(key, "availability", declared, target, "reads", good, len(counted),
-                   good / len(counted), f"of {_count(len(counted), 'read')}", breaches)
+    return _judged(key, "availability", declared, target, "reads", ok, counted,
+                   ok / counted, f"of {_count(counted, 'read')}", breaches)
 
 
 def _callers_error(read: Read) -> bool:
@@ -387,6 +422,18 @@ def _judged(key: str, slo: str, declared: str, target: float,
     return SloResult(key, slo, declared, target, unit, status, measured, round(good, 3),
                      round(total, 3), round(attainment, 6),
                      None if budget is None else round(budget, 4), note, tuple(breaches))
+
+
+def _freshness_left(result: SloResult) -> timedelta:
+    """How long freshness may wait for a release before its attainment falls below target:
+    the newest release turns stale ``limit - age`` from now, and from then on each second
+    is bad."""
+    assert result.measured is not None
+    limit = parse_duration(result.declared).total_seconds()
+    fresh_for = max(limit - result.measured, 0.0)
+    # (good + fresh_for) / (total + wait) < target, solved for wait
+    wait = (result.good + fresh_for) / result.target - result.total
+    return timedelta(seconds=max(wait, fresh_for))
 
 
 def _unmeasured(key: str, slo: str, declared: str, target: float,

@@ -1,13 +1,16 @@
-"""Usage of products: who reads them and how often, per day, from the access log."""
+"""Usage of products: who reads them and how often, per day, from the access log; and the
+requests refused before reading them (denials above all), which name the products they tried
+to read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from quanta.errors import QuantaError
-from quanta.observe.access import Read, read_access_log
+from quanta.observe.access import AccessLog, Read, read_access_log
 from quanta.spec.mesh import Mesh
 
 DEFAULT_DAYS = 30
@@ -15,19 +18,22 @@ DEFAULT_DAYS = 30
 
 @dataclass(frozen=True)
 class DayUsage:
-    """Reads of one product on one day (UTC)."""
+    """Reads of one product on one day (UTC), and requests for it denied that day."""
 
     day: date
     reads: int
     consumers: int
+    denials: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"day": self.day.isoformat(), "reads": self.reads, "consumers": self.consumers}
+        return {"day": self.day.isoformat(), "reads": self.reads, "consumers": self.consumers,
+                "denials": self.denials}
 
 
 @dataclass(frozen=True)
 class ProductUsage:
-    """Reads of one product over the period: totals, outcomes, consumers and each day."""
+    """Reads of one product over the period: totals, outcomes, consumers and each day; and
+    the requests refused before reading it, by outcome (``denied``, ``refused``, ``error``)."""
 
     product: str
     reads: int
@@ -37,16 +43,29 @@ class ProductUsage:
     bytes: int
     last_read: datetime | None
     days: tuple[DayUsage, ...]
+    refused: dict[str, int] = field(default_factory=dict)
 
     @property
     def consumers(self) -> int:
         """Distinct principals who read the product."""
         return len(self.principals)
 
+    @property
+    def denials(self) -> int:
+        """Requests for the product that a policy denied."""
+        return self.refused.get("denied", 0)
+
+    @property
+    def queries_per_day(self) -> float:
+        """Reads per day over the period (days without reads included)."""
+        return self.reads / len(self.days) if self.days else 0.0
+
     def to_dict(self, principals: bool = True) -> dict[str, Any]:
         document = {
             "product": self.product, "reads": self.reads, "consumers": self.consumers,
-            "outcomes": self.outcomes, "rows": self.rows, "bytes": self.bytes,
+            "queries_per_day": round(self.queries_per_day, 3), "outcomes": self.outcomes,
+            "denials": self.denials, "refused": self.refused, "rows": self.rows,
+            "bytes": self.bytes,
             "last_read": self.last_read.isoformat() if self.last_read else None,
             "days": [d.to_dict() for d in self.days],
         }
@@ -79,17 +98,28 @@ def usage_report(mesh: Mesh, keys: list[str] | None = None, *, days: int = DEFAU
         raise QuantaError(f"--days {days} must be 1 or more", hint="e.g. --days 30",
                           code="days_invalid")
     now = now or datetime.now(UTC)
-    first = now.astimezone(UTC).date() - timedelta(days=days - 1)
-    since = datetime.combine(first, time.min, UTC)
+    first, since = usage_start(now, days)
     products = [mesh.product(k).key for k in keys] if keys else sorted(mesh.products)
     access = read_access_log(mesh.storage_root, since, products if keys else None)
     report = UsageReport(days, since, now, [], list(access.warnings))
     for key in products:
-        report.products.append(product_usage(key, access.of(key), first, days))
+        report.products.append(usage_of(key, access, first, days))
     return report
 
 
-def product_usage(key: str, reads: list[Read], first: date, days: int) -> ProductUsage:
+def usage_start(now: datetime, days: int) -> tuple[date, datetime]:
+    """The first day of a period of ``days`` days ending today (UTC), and its start."""
+    first = now.astimezone(UTC).date() - timedelta(days=days - 1)
+    return first, datetime.combine(first, time.min, UTC)
+
+
+def usage_of(key: str, access: AccessLog, first: date, days: int) -> ProductUsage:
+    """The usage of ``key`` in ``access`` (read from the start of day ``first`` on)."""
+    return product_usage(key, access.of(key), first, days, access.refused(key))
+
+
+def product_usage(key: str, reads: list[Read], first: date, days: int,
+                  refused: Sequence[Read] = ()) -> ProductUsage:
     """Totals and a dense day-by-day series (days without reads count zero)."""
     outcomes: dict[str, int] = {}
     principals: dict[str, int] = {}
@@ -99,14 +129,23 @@ def product_usage(key: str, reads: list[Read], first: date, days: int) -> Produc
         if read.principal:
             principals[read.principal] = principals.get(read.principal, 0) + 1
         per_day.setdefault(read.time.astimezone(UTC).date(), []).append(read)
+    stopped: dict[str, int] = {}
+    denied_on: dict[date, int] = {}
+    for request in refused:
+        stopped[request.outcome] = stopped.get(request.outcome, 0) + 1
+        if request.outcome == "denied":
+            day = request.time.astimezone(UTC).date()
+            denied_on[day] = denied_on.get(day, 0) + 1
     series = []
     for offset in range(days):
         day = first + timedelta(days=offset)
         todays = per_day.get(day, [])
         series.append(DayUsage(day, len(todays), len({r.principal for r in todays
-                                                       if r.principal})))
+                                                       if r.principal}),
+                               denied_on.get(day, 0)))
     ranked = dict(sorted(principals.items(), key=lambda item: (-item[1], item[0])))
     return ProductUsage(
         product=key, reads=len(reads), outcomes=outcomes, principals=ranked,
         rows=sum(r.rows for r in reads), bytes=sum(r.bytes for r in reads),
-        last_read=max((r.time for r in reads), default=None), days=tuple(series))
+        last_read=max((r.time for r in reads), default=None), days=tuple(series),
+        refused=dict(sorted(stopped.items())))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.address import Address
 from quanta.catalog import CatalogReader, SearchQuery
+from quanta.catalog.document import observations
 from quanta.catalog.registry import served_document
 from quanta.catalog.store import catalog_opener
 from quanta.control import AccessRequests, erasure, lifecycle
@@ -238,8 +239,9 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
     def readyz() -> JSONResponse:
         """The server can serve: specs load and storage is readable."""
         ready = not mesh.problems and mesh.storage_root.is_dir()
+        served = sum(1 for key in mesh.products if sidecar.serves(key))
         return JSONResponse({"status": "ready" if ready else "not ready",
-                             "products": len(mesh.products), "problems": len(mesh.problems)},
+                             "products": served, "problems": len(mesh.problems)},
                             status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
@@ -283,13 +285,14 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
     def products(request: Request, q: str | None = None, domain: str | None = None,
                  kind: str | None = None, tag: Annotated[list[str] | None, Query()] = None,
                  owner: str | None = None, classification: str | None = None,
-                 limit: int = 20, offset: int = 0) -> dict[str, Any]:
+                 limit: int = 20, offset: int = 0,
+                 slo_status: str | None = None) -> dict[str, Any]:
         """Products of the mesh with their ports (any authenticated principal). With ``q``
         or a filter: the catalog's ranked full-text search, with facets and a total."""
         principal(request)
-        if q is not None or any((domain, kind, tag, owner, classification)):
+        if q is not None or any((domain, kind, tag, owner, classification, slo_status)):
             query = SearchQuery(q or "", domain, kind, tuple(tag or ()), owner,
-                                classification, limit, offset)
+                                classification, limit, offset, slo_status)
             found = catalog().search(query).to_dict()
             for item in found["products"]:
                 item["lifecycle"] = _lifecycle_summary(sidecar, item["key"])
@@ -299,19 +302,20 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
              "name": p.spec.name, "kind": p.spec.kind, "description": p.spec.description,
              "ports": [port.name for port in p.spec.outputs],
              "lifecycle": _lifecycle_summary(sidecar, p.key)}
-            for p in mesh.products.values()
+            for p in mesh.products.values() if sidecar.serves(p.key)
         ]}
 
     @app.get("/api/v1/products/{domain}/{product}", tags=["discover"])
     def discovery(domain: str, product: str, request: Request) -> dict[str, Any]:
         """The product's discovery document (any authenticated principal): owner, ports and
         schemas with semantics, quality, releases, lineage, policies in plain words, life
-        cycle and how to connect in each mode."""
+        cycle, how to connect in each mode, and SLO attainment and usage measured now."""
         principal(request)
         key = Address.parse(f"{domain}.{product}").product_key
-        return served_document(catalog(), mesh.storage_root, key,
-                               http_url=str(request.base_url),
-                               flight_url=f"grpc://{request.url.hostname}:8815")
+        document = served_document(catalog(), mesh.storage_root, key,
+                                   http_url=str(request.base_url),
+                                   flight_url=f"grpc://{request.url.hostname}:8815")
+        return document | observations(mesh, key)
 
     lineage = MeshLineage(mesh)
 

@@ -24,8 +24,12 @@ class ServeOptions:
     workers_threads: int = 32
 
 
-def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM); then flush the audit log."""
+def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None,
+          on_stop: object = None) -> None:
+    """Serve until interrupted (SIGINT or SIGTERM); then flush the audit log.
+
+    ``on_ready`` runs once both servers listen, ``on_stop`` first thing on the way out
+    (e.g. deregistering from a catalog before the servers go away)."""
     _check_free(options.host, options.port, "--port")
     if options.flight_port:
         _check_free(options.host, options.flight_port, "--flight-port")
@@ -46,6 +50,8 @@ def serve(sidecar: Sidecar, options: ServeOptions, on_ready: object = None) -> N
     except KeyboardInterrupt:
         pass  # SIGINT or SIGTERM: a normal way to stop
     finally:
+        if callable(on_stop):
+            on_stop()
         if flight is not None:
             flight.shutdown()
         sidecar.close()

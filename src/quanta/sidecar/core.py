@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +36,12 @@ from quanta.storage.keys import key_id, mask_key
 
 BATCH_ROWS = 131_072
 AUDITED_QUERY_CHARS = 20_000  # longer texts are cut in the log; their hash is of the whole
+
+
+class ProductDraftError(AuthorizationError):
+    """The product read is a draft, and the reader is not one of its owners (HTTP 403)."""
+
+    code = "product_draft"
 
 
 class ProductRetiredError(QuantaError):
@@ -123,10 +129,17 @@ class QueryStream:
 
 
 class Sidecar:
-    """Serves one mesh's released data to principals, under its policies."""
+    """Serves one mesh's released data to principals, under its policies.
 
-    def __init__(self, mesh: Mesh) -> None:
+    With ``only``, it serves those products and refuses queries naming others (a product
+    served as its own unit); ``locate`` says where another product is served, for the hint.
+    """
+
+    def __init__(self, mesh: Mesh, only: Collection[str] | None = None,
+                 locate: Callable[[str], str | None] | None = None) -> None:
         self.mesh = mesh
+        self.only = None if only is None else frozenset(only)
+        self.locate = locate
         root = mesh.storage_root
         self.tokens = TokenStore(root)
         self.grants = GrantStore(root)
@@ -165,12 +178,14 @@ class Sidecar:
             "query_sha256": hashlib.sha256(sql.encode()).hexdigest(),
         }
         try:
-            gated = gate(sql, self._resolve, relation_name)
+            gated = gate(sql, self._served, relation_name)
             if not gated.ports:
                 raise QueryError("the query reads no data product",
                                  hint="read a port, e.g. SELECT * FROM domain.product LIMIT 10",
                                  code="query_refused")
-            notices = self._lifecycle_notices(gated)
+            # named before any decision, so a denial's record says what it was denied
+            record["products"] = sorted({a.product_key for a in gated.ports})
+            notices = self._lifecycle_notices(gated, principal)
             access = {str(a): self.decide(principal, purpose, a) for a in gated.ports}
             releases = self._pin(gated, as_of)
             record["snapshot"] = {k: r.release for k, r in releases.items()}
@@ -188,18 +203,24 @@ class Sidecar:
         """A whole port, at ``address@N`` or ``as_of`` (default: latest)."""
         if isinstance(address, str):
             address = Address.parse(address)
-        full = self._resolve(address)
+        full = self._served(address)
         if address.version is not None:
             as_of = AsOf(release=address.version)
         return self.query(principal, f"SELECT * FROM {full.domain}.{full.product}.{full.port}",
                           as_of, purpose, mode)
 
-    def _lifecycle_notices(self, gated: GatedQuery) -> list[str]:
-        """Notices of deprecated products read; a retired product refuses the query."""
+    def _lifecycle_notices(self, gated: GatedQuery, principal: Principal) -> list[str]:
+        """Notices of deprecated (and, to their owners, draft) products read; a retired
+        product refuses the query, and so does a draft read by anyone but its owners."""
         notices = []
         for key in dict.fromkeys(a.product_key for a in gated.ports):
             state = ProductStorage(self.mesh.storage_root, key).lifecycle()
             notice = state.notice(key)
+            team = self.mesh.product(key).spec.owner.team
+            if state.state == "draft" and not (principal.operator or team in principal.groups):
+                raise ProductDraftError(
+                    f"{key} is a draft: only its owners read it until it is activated",
+                    hint=f"ask its owners (group:{team}) when it will be activated")
             if state.state == "retired":
                 raise ProductRetiredError(
                     f"{notice}: its data is no longer served",
@@ -232,6 +253,25 @@ class Sidecar:
                 code="port_not_found",
             )
         return Address(address.domain, address.product, port.name, address.version)
+
+    def serves(self, key: str) -> bool:
+        """Whether principals may name product ``key`` in queries to this sidecar."""
+        return self.only is None or key in self.only
+
+    def _served(self, address: Address) -> Address:
+        """``_resolve`` for the names principals write: a sidecar serving some products
+        only refuses the others (consent sources are still read inside), saying where they
+        are served when it knows."""
+        key = address.product_key
+        if not self.serves(key):
+            where = self.locate(key) if self.locate is not None else None
+            raise NotFoundError(
+                f"{key} is not served here; this endpoint serves "
+                f"{', '.join(sorted(self.only or ()))}",
+                hint=f"{key} is served at {where}" if where else
+                "connect through the catalog (quanta.connect(catalog=URL)), which knows the "
+                "endpoint serving each product", code="product_not_served")
+        return self._resolve(address)
 
     def decide(self, principal: Principal, purpose: str | None, address: Address
                ) -> PortAccess:
@@ -345,7 +385,7 @@ class Sidecar:
                 purpose: str | None = None) -> dict[str, Any]:
         """What a query would read, which policies decide it and the SQL the engine would run
         (release files and the mask key left out); refusals are explained, not raised."""
-        gated = gate(sql, self._resolve, relation_name)
+        gated = gate(sql, self._served, relation_name)
         ports: list[dict[str, Any]] = []
         access: dict[str, PortAccess] = {}
         for address in gated.ports:
@@ -379,7 +419,8 @@ class Sidecar:
         else:
             code = getattr(error, "code", "error")
             record["outcome"] = {"forbidden": "denied", "query_refused": "refused",
-                                 "limit_exceeded": "limit"}.get(code, "error")
+                                 "limit_exceeded": "limit", "product_draft": "denied",
+                                 "release_expired": "refused"}.get(code, "error")
             record["error"] = {"code": code, "message": getattr(error, "message", str(error))}
         self.audit.append(record)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from quanta.spec.semantics import check_product
 
 MESH_FILE = "mesh.yaml"
 PRODUCT_FILE = "dataproduct.yaml"
+_DEFINITION_SUFFIXES = {".yaml", ".yml", ".sql", ".py"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,20 @@ class Product:
     @property
     def folder(self) -> Path:
         return self.doc.file.parent
+
+    def definition_digest(self) -> str:
+        """A digest of what the product declares: its spec and the code and settings in its
+        folder (SQL, Python, YAML; data files are inputs, compared by the runtime on their
+        own). A release built from another digest is out of date."""
+        digest = hashlib.sha256()
+        for file in sorted(self.folder.rglob("*")):
+            parts = file.relative_to(self.folder).parts
+            if (file.suffix.lower() not in _DEFINITION_SUFFIXES or not file.is_file()
+                    or any(p.startswith(".") or p == "__pycache__" for p in parts)):
+                continue
+            digest.update(f"{'/'.join(parts)}\0".encode())
+            digest.update(file.read_bytes())
+        return digest.hexdigest()[:16]
 
     def upstream(self) -> list[tuple[str, Address]]:
         """(input name, address) of each product this one reads."""

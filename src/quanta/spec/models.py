@@ -44,6 +44,27 @@ def _check_duration(value: str | None) -> str | None:
 # --- mesh.yaml ---------------------------------------------------------------------------------
 
 
+class ReleaseHistory(Model):
+    """How many old releases a product keeps for ``as_of`` reads; ``quanta vacuum`` expires
+    the others. A release goes when neither rule keeps it: it is not one of the ``keep``
+    newest, and it was superseded more than ``max_age`` ago. The latest release, releases a
+    product input pins and the newest release of each major version always stay. Neither
+    rule set: every release is kept. (Not to be confused with ``retention``, which removes
+    old rows by event time.)"""
+
+    keep: int | None = Field(None, ge=1, description="keep at least the N newest releases")
+    max_age: Duration | None = Field(
+        None, description="keep releases superseded less than this long ago, e.g. 90d")
+
+    _max_age = field_validator("max_age")(_check_duration)
+
+    def describe(self) -> str:
+        """The rule in words, e.g. ``keep 10 newest or superseded within 90d``."""
+        parts = [f"keep {self.keep} newest" if self.keep is not None else "",
+                 f"superseded within {self.max_age}" if self.max_age is not None else ""]
+        return " or ".join(p for p in parts if p) or "keep every release"
+
+
 class StorageSpec(Model):
     """Where the mesh keeps its data, release manifests and run records."""
 
@@ -52,6 +73,9 @@ class StorageSpec(Model):
         default_factory=dict,
         description="data sovereignty: region → its own storage folder (relative to mesh.yaml "
         "or absolute); products declaring 'region' keep their data there")
+    history: ReleaseHistory | None = Field(
+        None, description="the release history rule of products that declare none; "
+        "default: keep every release")
 
 
 class CatalogSpec(Model):
@@ -136,6 +160,13 @@ class MeshSpec(Model):
     governance: GovernanceSpec = Field(default_factory=GovernanceSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     engine: Literal["duckdb"] = "duckdb"
+
+    def release_history(self, product: ProductSpec) -> ReleaseHistory:
+        """The release history rule of ``product``: its own (never merged), else the
+        mesh's default, else keep every release."""
+        if product.history is not None:
+            return product.history
+        return self.storage.history or ReleaseHistory()
 
 
 # --- dataproduct.yaml: owner, inputs, transform ------------------------------------------------
@@ -232,6 +263,19 @@ class PythonTransform(Model):
 
 
 Transform = Annotated[SqlTransform | PythonTransform, Field(discriminator="type")]
+
+
+class IncrementalSpec(Model):
+    """Build from the new rows of one input only: append what they give, or merge it by the
+    output ports' primary keys. ``quanta build --full`` rebuilds from every row."""
+
+    strategy: Literal["append", "merge"] = Field(
+        description="append: add the new rows' output; merge: also replace rows whose primary "
+        "key reappears")
+    input: Identifier = Field(description="the declared input read incrementally")
+    watermark: str = Field(
+        min_length=1, description="a column of that input that grows with new rows (an event "
+        "time or an id); a build reads the rows above the highest value the last one read")
 
 
 # --- output ports ------------------------------------------------------------------------------
@@ -410,6 +454,20 @@ class Trigger(Model):
         return self
 
 
+class RuntimeSpec(Model):
+    """How the product's builds run under ``quanta run``: limits and retries."""
+
+    timeout: Duration = Field("1h", description="a build running longer is stopped")
+    memory: str | None = Field(
+        None, pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="most memory a build may use, e.g. 2GB; default: no limit")
+    retries: int = Field(3, ge=0, le=20,
+                         description="retries after a transient failure (source unreachable)")
+    retry_delay: Duration = Field("10s", description="first retry delay, doubled each time")
+
+    _durations = field_validator("timeout", "retry_delay")(_check_duration)
+
+
 Subject = Annotated[str, Field(
     pattern=r"^(\*|group:[A-Za-z0-9_.@-]+|[A-Za-z0-9_.@:-]+)$",
     description="a principal, group:<name>, or * for every authenticated principal",
@@ -490,14 +548,20 @@ class ProductSpec(Model):
     tags: list[str] = Field(default_factory=list)
     inputs: list[InputPort] = Field(default_factory=list)
     transform: Transform
+    incremental: IncrementalSpec | None = Field(
+        None, description="read only new rows of one input (see Incremental builds)")
     outputs: list[OutputPort] = Field(min_length=1)
     quality: list[QualityCheck] = Field(default_factory=list)
     slos: Slos = Field(default_factory=Slos)
     retention: Duration | None = None
+    history: ReleaseHistory | None = Field(
+        None, description="which old releases stay readable (as_of); default: mesh.yaml's "
+        "storage.history, else every release")
     region: Identifier | None = Field(
         None, description="keep this product's data under the storage folder mesh.yaml names "
         "for this region (storage.regions)")
     triggers: list[Trigger] = Field(default_factory=list)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     policies: list[Policy] = Field(default_factory=list)
 
     _retention = field_validator("retention")(_check_duration)

@@ -79,6 +79,7 @@ def check_product(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
             except AddressError as exc:
                 add(("inputs", i_index, "product"), exc.message, exc.hint or "")
     problems += _check_policies(spec, doc)
+    problems += _check_incremental(spec, doc)
     return problems
 
 
@@ -116,6 +117,34 @@ def _check_policies(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
                         doc, (*path, "where"), f"{exc} (port '{port.name}')",
                         "write a condition such as country = 'DE'; use 'ports:' to limit "
                         "it to the ports that have its columns"))
+    return problems
+
+
+def _check_incremental(spec: ProductSpec, doc: SpecDocument) -> list[QuantaError]:
+    """An incremental build reads one declared input from its watermark on; a merge
+    replaces rows by primary key, so every port needs one."""
+    declared = spec.incremental
+    if declared is None:
+        return []
+    problems = []
+    if spec.input(declared.input) is None:
+        problems.append(_problem(
+            doc, ("incremental", "input"), f"incremental names unknown input "
+            f"'{declared.input}'", f"declared inputs: "
+            f"{', '.join(i.name for i in spec.inputs) or 'none'}"))
+    if declared.strategy == "merge":
+        for port in spec.outputs:
+            if not port.primary_key:
+                problems.append(_problem(
+                    doc, ("incremental", "strategy"), f"strategy merge replaces rows by "
+                    f"primary key, but port '{port.name}' declares none",
+                    f"add 'primary_key: [...]' to port '{port.name}', or use strategy: append"))
+    for index, check in enumerate(spec.quality):
+        if check.check == "referential" and check.input == declared.input:
+            problems.append(_problem(
+                doc, ("quality", index, "input"), f"referential check reads input "
+                f"'{check.input}', which incremental builds read only in part",
+                "refer to another input, or check the rows with a sql check"))
     return problems
 
 

@@ -1,4 +1,5 @@
-"""A product's life cycle state: active, deprecated (with a sunset and a replacement), retired.
+"""A product's life cycle state: draft → active → deprecated (with a sunset and a replacement)
+→ retired; reactivation brings a deprecated or retired product back to active.
 
 Kept beside the product's releases in ``lifecycle.json`` (atomic replace), with the history of
 transitions; read on every query, so it is cached by modification time.
@@ -15,7 +16,14 @@ from pydantic import Field
 from quanta.storage.files import write_atomic
 from quanta.storage.manifest import Record
 
-State = Literal["active", "deprecated", "retired"]
+State = Literal["draft", "active", "deprecated", "retired"]
+# the states each state may move to (deprecated → deprecated: a new sunset or replacement)
+MOVES: dict[str, frozenset[str]] = {
+    "draft": frozenset({"active"}),
+    "active": frozenset({"deprecated"}),
+    "deprecated": frozenset({"deprecated", "retired", "active"}),
+    "retired": frozenset({"active"}),
+}
 
 
 class Transition(Record):
@@ -37,9 +45,13 @@ class Lifecycle(Record):
     history: list[Transition] = Field(default_factory=list)
 
     def notice(self, product: str) -> str | None:
-        """What a reader of a deprecated or retired product is told; None when active."""
+        """What a reader of a draft, deprecated or retired product is told; None when
+        active."""
         if self.state == "active":
             return None
+        if self.state == "draft":
+            return (f"{product} is a draft: only its owners read it, and it is not listed "
+                    "in discovery until it is activated")
         instead = f"; use {self.replacement}" if self.replacement else ""
         why = f" ({self.reason})" if self.reason else ""
         if self.state == "retired":

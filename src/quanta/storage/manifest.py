@@ -76,6 +76,22 @@ class InputRead(Record):
     release: int | None = None
     rows: int | None = None
     fingerprint: str | None = None
+    after: str | None = Field(
+        None, description="incremental build: only rows whose watermark is above this were read")
+
+
+class Watermark(Record):
+    """How far an incremental product has read one input: the highest watermark value."""
+
+    column: str
+    type: str = Field(description="the column's engine type: values compare as this type")
+    value: str | None = Field(description="the highest value read, as text (None: no rows)")
+    after: str | None = Field(
+        None, description="this build read only rows above this value (None: every row)")
+    strategy: Literal["append", "merge"]
+    transform: str = Field(description="digest of the transform and inputs the rows were made "
+                           "with; an incremental build needs the same")
+    checks: str = Field(description="digest of the quality checks the release passed")
 
 
 class Release(Record):
@@ -98,6 +114,10 @@ class Release(Record):
         None, description="rows whose event time is before this were left out or removed")
     retentions: list[str] = Field(default_factory=list,
                                   description="ids of retention runs that removed rows from it")
+    watermarks: dict[str, Watermark] = Field(
+        default_factory=dict, description="incremental products: per input, how far it was read")
+    definition: str | None = Field(
+        None, description="digest of the product's spec and code this release was built from")
 
     @property
     def rows(self) -> int:

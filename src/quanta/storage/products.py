@@ -4,6 +4,7 @@ Layout under the mesh's storage root::
 
     products/<domain>/<product>/ports/<port>/      Delta table
     products/<domain>/<product>/releases/NNNNNN.json   one manifest per release
+    products/<domain>/<product>/releases/expired/NNNNNN.json   tombstones (quanta vacuum)
     runs/<run_id>.json                               one record per build attempt
 
 A release exists once its manifest exists; the manifest is written last and atomically, so
@@ -16,8 +17,10 @@ import hashlib
 import json
 import os
 import re
+import time
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +31,15 @@ from pydantic import ValidationError
 
 from quanta.errors import NotFoundError, StorageError
 from quanta.storage.files import create_atomic, sha256_file, write_atomic
+from quanta.storage.history import (
+    EXPIRED_FOLDER,
+    ExpiredRelease,
+    expired_error,
+    expired_numbers,
+    read_tombstone,
+    read_tombstones,
+    write_tombstone,
+)
 from quanta.storage.lifecycle import Lifecycle, read_lifecycle, write_lifecycle
 from quanta.storage.manifest import DataFile, PortRelease, Release, RunRecord
 
@@ -61,25 +73,26 @@ class ProductStorage:
     # --- reading ---------------------------------------------------------------------------
 
     def release_numbers(self) -> list[int]:
-        """Numbers of every committed release, oldest first."""
+        """Numbers of every committed release still available (not expired), oldest first."""
         try:
             stamp = self.release_folder.stat().st_mtime_ns
         except FileNotFoundError:
             return []
         key = str(self.release_folder)
         cached = _listings.get(key)
-        if cached and cached[0] == stamp:
-            return list(cached[1])
-        numbers = []
-        for entry in self.release_folder.iterdir():
-            match = _RELEASE_FILE.match(entry.name)
-            if match:
-                numbers.append(int(match.group(1)))
-        _listings[key] = (stamp, sorted(numbers))
-        return list(_listings[key][1])
+        if not (cached and cached[0] == stamp):
+            numbers = []
+            for entry in self.release_folder.iterdir():
+                match = _RELEASE_FILE.match(entry.name)
+                if match:
+                    numbers.append(int(match.group(1)))
+            cached = _listings[key] = (stamp, sorted(numbers))
+        # a tombstone is written before its manifest goes: it decides
+        expired = expired_numbers(self.expired_folder)
+        return [n for n in cached[1] if n not in expired]
 
     def releases(self) -> list[Release]:
-        """Every committed release, oldest first."""
+        """Every release still available, oldest first."""
         return [self.release(n) for n in self.release_numbers()]
 
     def latest(self) -> Release | None:
@@ -88,8 +101,11 @@ class ProductStorage:
         return self.release(numbers[-1]) if numbers else None
 
     def release(self, number: int) -> Release:
-        """Release ``number``, or NotFoundError naming the ones that exist."""
+        """Release ``number``; ReleaseExpiredError when it expired, NotFoundError naming the
+        ones available when there was none."""
         file = self._release_file(number)
+        if number in expired_numbers(self.expired_folder):
+            self._raise_expired(number)
         try:
             stat = file.stat()
             cached = _manifests.get(str(file))
@@ -99,8 +115,11 @@ class ProductStorage:
             _manifests[str(file)] = ((stat.st_mtime_ns, stat.st_size), release)
             return release
         except FileNotFoundError:
+            if number in expired_numbers(self.expired_folder):  # expired meanwhile
+                self._raise_expired(number)
             numbers = self.release_numbers()
-            known = f"releases 1..{numbers[-1]}" if numbers else "no releases yet"
+            known = (f"releases {numbers[0]}..{numbers[-1]}" if numbers else
+                     "no releases yet")
             raise NotFoundError(
                 f"{self.key} has no release {number}",
                 hint=f"{self.key} has {known}; see 'quanta versions'",
@@ -113,12 +132,60 @@ class ProductStorage:
             ) from None
 
     def release_as_of(self, moment: datetime) -> Release | None:
-        """The release that was current at ``moment`` (None if there was none yet)."""
-        current = None
+        """The release that was current at ``moment`` (None if there was none yet);
+        ReleaseExpiredError when that release has expired."""
+        current = after = None
         for release in self.releases():
             if release.committed_at <= moment:
                 current = release
+            elif after is None:
+                after = release
+        # an expired release between the two live ones may have been current then
+        low = current.release if current else 0
+        high = after.release if after else None
+        for number in sorted(expired_numbers(self.expired_folder), reverse=True):
+            if number <= low or (high is not None and number >= high):
+                continue
+            gone = read_tombstone(self.expired_folder, number)
+            if gone is not None and gone.committed_at <= moment:
+                raise expired_error(self.key, gone, self.oldest(), asked=moment.isoformat())
         return current
+
+    # --- release history: expired releases ------------------------------------------------
+
+    @property
+    def expired_folder(self) -> Path:
+        return self.release_folder / EXPIRED_FOLDER
+
+    def oldest(self) -> Release | None:
+        """The oldest release still available."""
+        numbers = self.release_numbers()
+        return self.release(numbers[0]) if numbers else None
+
+    def expired_numbers(self) -> list[int]:
+        """Numbers of the releases that expired, oldest first."""
+        return sorted(expired_numbers(self.expired_folder))
+
+    def expired_releases(self) -> list[ExpiredRelease]:
+        """Tombstones of the releases that expired, oldest first."""
+        return read_tombstones(self.expired_folder)
+
+    def expire(self, tombstone: ExpiredRelease) -> None:
+        """Expire a release: its tombstone first, then its manifest goes (a rerun after a
+        crash between the two finishes the job). Its data files are left to the caller."""
+        write_tombstone(self.expired_folder, tombstone)
+        self._release_file(tombstone.release).unlink(missing_ok=True)
+        _manifests.pop(str(self._release_file(tombstone.release)), None)
+
+    def mark_reclaimed(self, tombstone: ExpiredRelease) -> None:
+        """Record that the files of an expired release no kept release needs are gone."""
+        write_tombstone(self.expired_folder, tombstone, replace=True)
+
+    def _raise_expired(self, number: int) -> NoReturn:
+        tombstone = read_tombstone(self.expired_folder, number)
+        if tombstone is None:
+            raise NotFoundError(f"{self.key} has no release {number}", code="release_not_found")
+        raise expired_error(self.key, tombstone, self.oldest())
 
     def port_path(self, port: str) -> Path:
         return self.folder / "ports" / port
@@ -191,6 +258,44 @@ class ProductStorage:
             ) from None
         return PortRelease(delta_version=version, schema_hash=schema_hash(declared or schema),
                            rows=rows, files=data_files)
+
+    def commit_port_files(self, port: str, keep: list[DataFile], files: list[Path],
+                          schema: pa.Schema, declared: pa.Schema | None = None) -> PortRelease:
+        """Make the port's next Delta version hold exactly ``keep`` (data files of its
+        previous release, unchanged) and the new ``files``: an incremental build's write,
+        which adds and removes files instead of rewriting all of them.
+
+        Files a failed build added are removed again, files it removed are added back, so
+        the Delta table always matches the release manifest.
+        """
+        path = self.port_path(port)
+        for file in files:
+            if file.parent != path:
+                raise StorageError(f"{file} is not in the folder of port '{port}' of {self.key}")
+            _check_columns(file, schema)
+        try:
+            table = DeltaTable(str(path))
+            head = {Path(uri).name for uri in table.file_uris()}
+            wanted = {item.path for item in keep} | {file.name for file in files}
+            back = [path / item.path for item in keep if item.path not in head]
+            actions, data_files, rows = _add_files(files)
+            returning, _, _ = _add_files(back)
+            now = int(time.time() * 1000)
+            changes: list[AddAction | RemoveAction] = [
+                *actions, *returning,
+                *(RemoveAction(name, True, now) for name in sorted(head - wanted))]
+            if changes:
+                table.create_write_transaction(changes, mode="append",
+                                               schema=Schema.from_arrow(schema))
+            version = DeltaTable(str(path)).version()
+            rows += sum(pq.ParquetFile(path / item.path).metadata.num_rows for item in keep)
+        except (DeltaError, OSError) as exc:
+            raise StorageError(
+                f"writing port '{port}' of {self.key} failed: {exc}",
+                hint="check free disk space and permissions of the storage root",
+            ) from None
+        return PortRelease(delta_version=version, schema_hash=schema_hash(declared or schema),
+                           rows=rows, files=[*keep, *data_files])
 
     def commit(self, release: Release) -> Release:
         """Make ``release`` visible to readers; fails if that number was taken meanwhile."""

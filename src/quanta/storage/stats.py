@@ -71,3 +71,22 @@ def _read_bounds(path: Path) -> Bounds:
 
 def _comparable(value: object) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def may_overlap(file: Bounds, wanted: dict[str, tuple[Bound, Bound] | None]) -> bool:
+    """False only when a file's bounds prove that none of its rows has every column within
+    ``wanted`` (None: that column's range is unknown)."""
+    for column, bounds in wanted.items():
+        have = file.get(column)
+        if bounds is not None and have is not None and _disjoint(bounds, have):
+            return False
+    return True
+
+
+def _disjoint(one: tuple[Bound, Bound], other: tuple[Bound, Bound]) -> bool:
+    (low, high), (other_low, other_high) = one, other
+    if all(isinstance(v, str) for v in (*one, *other)):
+        return str(high) < str(other_low) or str(low) > str(other_high)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in (*one, *other)):
+        return int(high) < int(other_low) or int(low) > int(other_high)
+    return False  # values of different kinds: nothing is proven

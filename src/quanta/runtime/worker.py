@@ -1,0 +1,180 @@
+"""One product build in a process of its own (spawned, not forked), watched by its runner.
+
+The child loads the mesh afresh, builds under the product's lock and sends one small outcome
+back through a pipe. It dies with the process that started it, so a killed runner never leaves
+builds running unsupervised; a killed build leaves nothing half released (the release manifest
+is written last) and its lock is freed by the kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quanta.errors import InputError, QuantaError
+from quanta.storage.locks import BuildLock
+
+if TYPE_CHECKING:
+    from quanta.build.runner import BuildResult
+    from quanta.context import MeshContext
+
+_SPAWN = multiprocessing.get_context("spawn")
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What became of one build attempt, as the runner needs it."""
+
+    product: str
+    outcome: str  # released | unchanged | failed | locked
+    release: int | None = None
+    rows: int = 0
+    error: dict[str, Any] | None = None
+    transient: bool = False
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the child outlives a killed runner
+        pass
+    if os.getppid() != parent:  # the runner died before the line above: build nothing
+        os._exit(1)
+
+
+def _child(mesh_root: str, key: str, triggered_at: datetime | None, memory: str | None,
+           conn: Connection, parent: int) -> None:
+    _die_with_parent(parent)
+    # the runner decides when to stop a build (SIGTERM → roll back by exiting unreleased)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start = time.perf_counter()
+    try:
+        from quanta.context import MeshContext
+        from quanta.engine.base import EngineLimits
+
+        context = MeshContext(Path(mesh_root),
+                              limits=EngineLimits(memory_limit=memory) if memory else None)
+        result = _build(context, key, triggered_at)
+        error = result.error if result is not None else None
+        if result is None:
+            outcome = BuildOutcome(key, "locked")
+        elif error is not None and error.code == "build_locked":
+            outcome = BuildOutcome(key, "locked", error=error.to_dict())
+        else:
+            outcome = BuildOutcome(
+                key, result.run.outcome, release=result.run.release,
+                rows=sum(result.run.rows.values()),
+                error=error.to_dict() if error else None,
+                transient=isinstance(error, InputError) and error.transient,
+                warnings=list(result.run.warnings))
+    except QuantaError as exc:  # the mesh or product no longer loads
+        outcome = BuildOutcome(key, "failed", error=exc.to_dict())
+    outcome = BuildOutcome(**{**outcome.__dict__, "seconds": time.perf_counter() - start})
+    conn.send(outcome)
+    conn.close()
+
+
+def _build(context: MeshContext, key: str, triggered_at: datetime | None
+           ) -> BuildResult | None:
+    """Build ``key``; with ``triggered_at`` (a manual trigger) even from unchanged inputs.
+
+    Every runner on the mesh sees a trigger, so forced builds take turns on a lock of their
+    own, and one that finds a release committed since the trigger only builds if the inputs
+    changed: a trigger makes one release, not one per runner. None: another runner's turn.
+    """
+    if triggered_at is None:
+        return context.build_product(key, skip_unchanged=True)
+    from quanta.storage import ProductStorage
+
+    root = context.mesh.storage_root
+    turn = BuildLock(root, f"{key}.trigger")
+    if not turn.acquire("trigger"):
+        return None
+    try:
+        latest = ProductStorage(root, key).latest()
+        answered = latest is not None and latest.committed_at >= triggered_at
+        return context.build_product(key, skip_unchanged=answered)
+    finally:
+        turn.release()
+
+
+class BuildProcess:
+    """A running build: start it, poll it, stop it."""
+
+    def __init__(self, mesh_root: Path, key: str, triggered_at: datetime | None,
+                 memory: str | None) -> None:
+        """Start the build; ``triggered_at``: answer the manual trigger made then (a build
+        even from unchanged inputs)."""
+        self.key = key
+        self.started = time.monotonic()
+        receiver, sender = _SPAWN.Pipe(duplex=False)
+        self._receiver = receiver
+        self._process = _SPAWN.Process(
+            target=_child,
+            args=(str(mesh_root), key, triggered_at, memory, sender, os.getpid()),
+            name=f"quanta-build-{key}", daemon=False)
+        self._process.start()
+        sender.close()
+        self._outcome: BuildOutcome | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def poll(self) -> BuildOutcome | bool | None:
+        """The outcome once the child has ended (None if it died without one); True while
+        it still runs."""
+        self._receive()
+        if self._process.is_alive():
+            return True
+        self._receive()
+        self._process.join()
+        return self._outcome
+
+    def _receive(self) -> None:
+        if self._outcome is None and self._receiver.poll():
+            with contextlib.suppress(EOFError, OSError):
+                self._outcome = self._receiver.recv()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the build process now (0 when it cannot be read)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return 0
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Ask the build to end (SIGTERM), then kill it after ``grace`` seconds."""
+        if not self._process.is_alive():
+            return
+        self._process.terminate()
+        self._process.join(grace)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def kill(self) -> None:
+        if self._process.is_alive() and self.pid is not None:
+            os.kill(self.pid, signal.SIGKILL)
+            self._process.join()
