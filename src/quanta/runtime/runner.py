@@ -86,6 +86,7 @@ class MeshRuntime:
         self.events = EventLog(self.mesh.storage_root)
         self.runs = RunLog(self.mesh.storage_root)
         self._running: dict[str, _Running] = {}
+        self._spare: BuildProcess | None = None
 
     # --- status -------------------------------------------------------------------------------
 
@@ -150,12 +151,25 @@ class MeshRuntime:
             if busy:  # its own inputs are about to change: build once, after them
                 continue
             runtime = product.spec.runtime
-            process = BuildProcess(self.root, key, item.triggered_at if item.force else None,
-                                   runtime.memory)
+            process = self._take_spare().assign(
+                self.root, key, item.triggered_at if item.force else None, runtime.memory)
             self._running[key] = _Running(
                 process, item, parse_duration(runtime.timeout).total_seconds(),
                 memory_bytes(runtime.memory) if runtime.memory else None)
             self.listener(RuntimeEvent(key, "started", "; ".join(item.reasons)))
+            self._keep_spare()
+
+    def _take_spare(self) -> BuildProcess:
+        """The warm spare process (its imports done), or a new process if there is none."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.alive:
+            return spare
+        return BuildProcess()
+
+    def _keep_spare(self) -> None:
+        """Have a process waiting for the next build: downstream builds follow soon."""
+        if self._spare is None or not self._spare.alive:
+            self._spare = BuildProcess()
 
     def _collect(self, report: RuntimeReport) -> None:
         for key, running in list(self._running.items()):
@@ -249,6 +263,9 @@ class MeshRuntime:
             stop.wait(0.05)
 
     def _shut_down(self, report: RuntimeReport, grace: float) -> None:
+        if self._spare is not None:
+            self._spare.retire()
+            self._spare = None
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
             self._collect(report)

@@ -1,9 +1,11 @@
 """One product build in a process of its own (spawned, not forked), watched by its runner.
 
-The child loads the mesh afresh, builds under the product's lock and sends one small outcome
-back through a pipe. It dies with the process that started it, so a killed runner never leaves
-builds running unsupervised; a killed build leaves nothing half released (the release manifest
-is written last) and its lock is freed by the kernel.
+The runner keeps one such process spawned ahead, its imports done, waiting for a build; when
+a trigger fires the build starts at once. The child loads the mesh afresh, builds under the
+product's lock, sends one small outcome back through a pipe and exits. It dies with the
+process that started it, so a killed runner never leaves builds running unsupervised; a
+killed build leaves nothing half released (the release manifest is written last) and its
+lock is freed by the kernel.
 """
 
 from __future__ import annotations
@@ -55,16 +57,24 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child(mesh_root: str, key: str, triggered_at: datetime | None, memory: str | None,
-           conn: Connection, parent: int) -> None:
+def _child(jobs: Connection, results: Connection, parent: int) -> None:
     _die_with_parent(parent)
     # the runner decides when to stop a build (SIGTERM → roll back by exiting unreleased)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the slow part of starting (imports) happens before a job arrives: a spare process
+    # waits warm, so a trigger is answered in milliseconds rather than a second
+    from quanta.context import MeshContext
+    from quanta.engine.base import EngineLimits
+
+    try:
+        job = jobs.recv()
+    except (EOFError, OSError):
+        return
+    if job is None:  # the runner no longer needs this spare
+        return
+    mesh_root, key, triggered_at, memory = job
     start = time.perf_counter()
     try:
-        from quanta.context import MeshContext
-        from quanta.engine.base import EngineLimits
-
         context = MeshContext(Path(mesh_root),
                               limits=EngineLimits(memory_limit=memory) if memory else None)
         result = _build(context, key, triggered_at)
@@ -83,8 +93,8 @@ def _child(mesh_root: str, key: str, triggered_at: datetime | None, memory: str 
     except QuantaError as exc:  # the mesh or product no longer loads
         outcome = BuildOutcome(key, "failed", error=exc.to_dict())
     outcome = BuildOutcome(**{**outcome.__dict__, "seconds": time.perf_counter() - start})
-    conn.send(outcome)
-    conn.close()
+    results.send(outcome)
+    results.close()
 
 
 def _build(context: MeshContext, key: str, triggered_at: datetime | None
@@ -112,23 +122,43 @@ def _build(context: MeshContext, key: str, triggered_at: datetime | None
 
 
 class BuildProcess:
-    """A running build: start it, poll it, stop it."""
+    """A process for one build: spawned ahead (warm, waiting), given its build, polled,
+    stopped. It builds once and exits."""
 
-    def __init__(self, mesh_root: Path, key: str, triggered_at: datetime | None,
-                 memory: str | None) -> None:
-        """Start the build; ``triggered_at``: answer the manual trigger made then (a build
-        even from unchanged inputs)."""
-        self.key = key
-        self.started = time.monotonic()
+    def __init__(self) -> None:
+        job_receiver, self._jobs = _SPAWN.Pipe(duplex=False)
         receiver, sender = _SPAWN.Pipe(duplex=False)
         self._receiver = receiver
         self._process = _SPAWN.Process(
-            target=_child,
-            args=(str(mesh_root), key, triggered_at, memory, sender, os.getpid()),
-            name=f"quanta-build-{key}", daemon=False)
+            target=_child, args=(job_receiver, sender, os.getpid()),
+            name="quanta-build", daemon=False)
         self._process.start()
+        job_receiver.close()
         sender.close()
         self._outcome: BuildOutcome | None = None
+        self.key = ""
+        self.started = time.monotonic()
+
+    def assign(self, mesh_root: Path, key: str, triggered_at: datetime | None,
+               memory: str | None) -> BuildProcess:
+        """Start building ``key``; ``triggered_at``: answer the manual trigger made then (a
+        build even from unchanged inputs)."""
+        self.key = key
+        self.started = time.monotonic()
+        with contextlib.suppress(OSError):  # a spare that died is seen by poll()
+            self._jobs.send((str(mesh_root), key, triggered_at, memory))
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def retire(self) -> None:
+        """End an unassigned spare (it holds no lock and has done no work)."""
+        with contextlib.suppress(OSError):
+            self._jobs.send(None)
+        self._process.terminate()
+        self._process.join()
 
     @property
     def pid(self) -> int | None:
