@@ -8,6 +8,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -139,3 +140,36 @@ def test_the_cli_says_what_to_do_instead(mesh: Path) -> None:
     assert cli("activate", "shop.orders", "--mesh", folder).exit_code == 0
     refused = cli("retire", "shop.orders", "--mesh", folder)
     assert refused.exit_code == 1 and "deprecated before it is retired" in refused.output
+
+
+def test_over_http_a_draft_is_listed_to_its_owners_and_activated_into_search(
+        mesh: Path) -> None:
+    ctx = MeshContext(mesh)
+    tokens = ctx.sidecar.tokens
+    olga = tokens.create("olga", groups=["shop"])[0]
+    ana = tokens.create("ana")[0]
+    with TestClient(create_app(ctx.sidecar)) as http:
+        def call(method: str, path: str, token: str, **body: object) -> httpx.Response:
+            return http.request(method, path, headers={"Authorization": f"Bearer {token}"},
+                                json=body or None)
+
+        made = call("POST", "/api/v1/products/shop/orders/lifecycle", olga, state="draft")
+        assert made.status_code == 200, made.text
+        assert made.json()["lifecycle"]["state"] == "draft"
+        assert ctx.build()[0].ok
+
+        def listed(token: str) -> set[str]:
+            answer = call("GET", "/api/v1/products", token)
+            assert answer.status_code == 200, answer.text
+            return {p["address"] for p in answer.json()["products"]}
+
+        assert "quanta://shop/orders" in listed(olga)
+        assert "quanta://shop/orders" not in listed(ana)
+        refused = call("POST", "/api/v1/products/shop/orders/lifecycle", ana, state="active")
+        assert refused.status_code == 403, refused.text
+        done = call("POST", "/api/v1/products/shop/orders/lifecycle", olga, state="active")
+        assert done.status_code == 200, done.text
+        assert "quanta://shop/orders" in listed(ana)
+        found = call("GET", "/api/v1/products?q=order", ana).json()["products"]
+        assert "shop.orders" in {p["key"] for p in found}, found
+    ctx.close()

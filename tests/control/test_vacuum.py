@@ -253,3 +253,24 @@ def test_the_cli(tmp_path: Path) -> None:
     # the catalog's document says what is left
     assert context.discovery(ORDERS)["history"]["oldest_available"] == 3
     context.close()
+
+
+def test_files_left_by_killed_builds_are_reclaimed(ctx: MeshContext) -> None:
+    """A build killed after writing data files but before its release leaves files no release
+    lists; vacuum removes them, and nothing a release or the current Delta version needs."""
+    folder = ctx.storage(ORDERS).port_path("orders")
+    needed = set().union(*(release_files(ctx, n) for n in (1, 2, 3, 4, 5)))
+    delta = ctx.storage(ORDERS).delta_files("orders")
+    assert delta and delta <= port_files(ctx)
+    some = folder / sorted(needed)[0]
+    (folder / "part-killed-1.parquet").write_bytes(some.read_bytes())
+    (folder / "part-killed-2.parquet").write_bytes(b"")  # killed while opening the file
+    before = {n: read(ctx, n) for n in (4, 5)}
+    dry = vacuum(ctx.sidecar, [ORDERS], dry_run=True)
+    assert dry.products[0].orphans == 2 and "part-killed-1.parquet" in port_files(ctx)
+    done = vacuum(ctx.sidecar, [ORDERS])
+    assert done.products[0].orphans == 2
+    left = port_files(ctx)
+    assert "part-killed-1.parquet" not in left and "part-killed-2.parquet" not in left
+    assert release_files(ctx, 4) | release_files(ctx, 5) | delta <= left
+    assert {n: read(ctx, n) for n in (4, 5)} == before

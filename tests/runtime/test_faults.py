@@ -385,7 +385,10 @@ def test_sigterm_without_grace_stops_a_slow_build_and_releases_nothing(
     assert "stopped at shutdown; nothing released" in runner.output(), runner.output()
     assert_sound(storage, SLOW, [1])
     assert_lock_free(storage, SLOW)
-    assert [r.outcome for r in runs_of(storage, SLOW)] == ["released"]
+    interrupted = runs_of(storage, SLOW)
+    assert [r.outcome for r in interrupted] == ["released", "failed"]
+    assert interrupted[-1].error is not None
+    assert interrupted[-1].error["code"] == "build_interrupted", interrupted[-1].error
     # the trigger was not answered, so the next run still owes it
     status = {p.product: p for p in MeshRuntime(mesh).status()}
     assert status[SLOW].due and "triggered by" in status[SLOW].reasons[0], status[SLOW]
@@ -417,6 +420,11 @@ def test_a_failing_upstream_leaves_downstream_serving_and_its_freshness_breached
     freshness = next(s for s in report.products[0].slos if s.slo == "freshness")
     assert freshness.status == "breached", freshness
     assert "no release since" in freshness.breaches[-1].cause, freshness.breaches
+    # the downstream names why its input is stale, and what it still serves
+    status = quanta_cli(mesh, "triggers", DAILY)
+    assert "upstream plant.readings failed (built from its release 1)" in status.stdout, \
+        status.stdout
+    assert "not-a-number" in status.stdout
 
 
 def test_a_retired_upstream_fails_downstream_once_and_it_keeps_serving(mesh: Path) -> None:

@@ -206,3 +206,12 @@ def with_lifecycle(result: SearchResult, storage_root: Path) -> SearchResult:
             state = ProductStorage(storage_root, hit.key).lifecycle().state
         hits.append(dataclasses.replace(hit, lifecycle=state))
     return dataclasses.replace(result, hits=hits)
+
+
+def publish_activated(mesh: Mesh, key: str, was: str, catalog: Callable[[], Catalog]
+                      ) -> Publication | None:
+    """After ``key`` moved from ``was`` to active: a draft's document was kept out of the
+    catalog, so register it now (None when there is nothing to do)."""
+    if was != "draft" or not ProductStorage(mesh.storage_root, key).release_numbers():
+        return None
+    return publish(mesh, [key], catalog)

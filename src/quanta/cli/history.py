@@ -76,6 +76,9 @@ def vacuum(
         if item.skipped:
             out.print(f"  [yellow]skipped[/] {item.product}: {escape(item.skipped)}",
                       soft_wrap=True)
+        if item.orphans:
+            out.print(f"  {item.product}: {item.orphans} file(s) left by builds that were "
+                      "killed before their release (counted above)", soft_wrap=True)
     verb = "would reclaim" if dry_run else "[green]✓[/] reclaimed"
     expired = sum(len(p.expired) for p in report.products)
     out.print(f"{verb} {report.files_deleted:,} file(s), {_size(report.bytes_reclaimed)}; "

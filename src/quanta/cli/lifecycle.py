@@ -112,7 +112,6 @@ def _activate(address: str, reason: str | None, as_principal: str | None,
     run(ctx.sidecar, acting(ctx, as_principal, group), address, reason)
     key = ctx.product(address).key
     out.print(f"[green]✓[/] {key} is active")
-    if before == "draft" and ctx.storage(key).release_numbers():
-        # a draft's document was kept out of the catalog: list it now
-        for problem in registry.publish(ctx.mesh, [key], ctx.catalog).problems:
-            err.print(f"[yellow]warning:[/] {escape(problem.render())}", soft_wrap=True)
+    published = registry.publish_activated(ctx.mesh, key, before, ctx.catalog)
+    for problem in published.problems if published else []:
+        err.print(f"[yellow]warning:[/] {escape(problem.render())}", soft_wrap=True)

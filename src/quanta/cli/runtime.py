@@ -105,7 +105,7 @@ def run_mesh(
         built = [o for o in report.outcomes if o.outcome == "released"]
         out.print(f"{len(built)} release(s), {len(report.failed)} failure(s)"
                   if report.outcomes else "nothing pending")
-    if report.failed:
+    if once and report.failed:  # a long-running runner stopped on request ends cleanly
         raise typer.Exit(1)
 
 
@@ -137,7 +137,8 @@ def triggers(
 
         out.print_json(render.dumps([
             {"product": p.product, "pending": p.due, "reasons": p.reasons, "held": p.held,
-             "retry_at": p.retry_at} for p in states]))
+             "retry_at": p.retry_at, "upstream_problems": runtime.upstream_problems(p.product)}
+            for p in states]))
         return
     table = Table(show_edge=False, pad_edge=False, box=None)
     table.add_column("product", no_wrap=True)
@@ -152,5 +153,8 @@ def triggers(
         why = "; ".join(item.reasons)
         if item.held:
             why = f"{item.held}: {why}" if why else item.held
+        problems = runtime.upstream_problems(item.product)
+        if problems:
+            why = "; ".join([why, *problems]) if why else "; ".join(problems)
         table.add_row(item.product, declared, state, escape(why))
     out.print(table)

@@ -27,6 +27,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from quanta.address import Address
@@ -56,6 +57,7 @@ class ProductVacuum:
     files_deleted: int = 0
     bytes_reclaimed: int = 0
     skipped: str | None = None  # why nothing was done (a build holds the lock)
+    orphans: int = 0  # files left by killed builds, deleted (counted in files_deleted)
 
 
 @dataclass
@@ -179,13 +181,43 @@ def _vacuum_product(mesh: Mesh, key: str, run: str, now: datetime, dry_run: bool
         if dry_run:
             pending = [t for t in tombstones if t.reclaimed_at is None] + gone
             done.files_deleted, done.bytes_reclaimed = _unneeded(storage, pending, live)
+            orphans = _orphans(storage, releases, pending)
+            done.orphans = len(orphans)
+            done.files_deleted += len(orphans)
+            done.bytes_reclaimed += sum(orphans.values())
             return done
         for tombstone in gone:
             storage.expire(tombstone)
         done.files_deleted, done.bytes_reclaimed = _reclaim(storage, now)
+        orphans = _orphans(storage, storage.releases(),
+                           [t for t in storage.expired_releases() if t.reclaimed_at is None])
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        done.orphans = len(orphans)
+        done.files_deleted += len(orphans)
+        done.bytes_reclaimed += sum(orphans.values())
         return done
     finally:
         lock.release()
+
+
+def _orphans(storage: ProductStorage, releases: list[Release],
+             tombstones: list[ExpiredRelease]) -> dict[Path, int]:
+    """Data files no release, expired release or the port's current Delta version lists:
+    left by a build that was killed before its release (their size by path). Called with the
+    product's build lock held, so no build is writing one now."""
+    needed = _needed(releases) | {(port, f.path) for t in tombstones
+                                  for port, files in t.files.items() for f in files}
+    found: dict[Path, int] = {}
+    ports = storage.folder / "ports"
+    for folder in sorted(ports.iterdir()) if ports.is_dir() else []:
+        if not folder.is_dir():
+            continue
+        current = storage.delta_files(folder.name)
+        for path in folder.glob("*.parquet"):
+            if (folder.name, path.name) not in needed and path.name not in current:
+                found[path] = path.stat().st_size
+    return found
 
 
 def _needed(live: list[Release]) -> set[tuple[str, str]]:

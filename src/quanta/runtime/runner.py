@@ -24,7 +24,7 @@ from quanta.runtime.triggers import Pending, pending_reasons
 from quanta.runtime.worker import BuildOutcome, BuildProcess
 from quanta.spec.durations import parse_duration
 from quanta.spec.mesh import Mesh, Product, load_mesh
-from quanta.storage import RunLog, RunRecord
+from quanta.storage import ProductStorage, RunLog, RunRecord
 from quanta.storage.events import EventLog
 from quanta.storage.locks import BuildLock
 
@@ -95,6 +95,21 @@ class MeshRuntime:
         now = now or datetime.now(UTC)
         events = self.events.read()
         return [self._evaluate(self.mesh.products[k], events, now) for k in self.keys]
+
+    def upstream_problems(self, key: str) -> list[str]:
+        """Why the product's own inputs are stale: each input product whose last build
+        failed, with the cause, and which of its releases this product still serves from."""
+        product = self.mesh.products[key]
+        latest = ProductStorage(self.mesh.storage_root, key).latest()
+        used = {name: read.release for name, read in latest.inputs.items()} if latest else {}
+        problems = []
+        for name, address in product.upstream():
+            runs = self.runs.runs(address.product_key, limit=1)
+            if runs and runs[-1].outcome == "failed":
+                message = str((runs[-1].error or {}).get("message", "failed"))
+                served = f" (built from its release {used[name]})" if used.get(name) else ""
+                problems.append(f"upstream {address.product_key} failed{served}: {message}")
+        return problems
 
     def trigger(self, key: str, by: str) -> int:
         """Ask for a build of ``key`` whatever its triggers say; the event's number."""
@@ -272,6 +287,10 @@ class MeshRuntime:
             time.sleep(0.05)
         for key, running in list(self._running.items()):
             running.process.stop()
+            self._failed_run(key, "build_interrupted", f"the build of {key} was stopped when "
+                             "quanta run shut down; nothing was released", "it is still "
+                             "pending: the next quanta run builds it",
+                             time.monotonic() - running.process.started)
             self.listener(RuntimeEvent(key, "stopped", "stopped at shutdown; nothing released"))
             del self._running[key]
         self._collect(report)

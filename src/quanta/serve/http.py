@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from quanta.address import Address
 from quanta.catalog import CatalogReader, SearchQuery
 from quanta.catalog.document import observations
-from quanta.catalog.registry import served_document
-from quanta.catalog.store import catalog_opener
+from quanta.catalog.entry import CatalogUnavailableError
+from quanta.catalog.registry import publish_activated, served_document
+from quanta.catalog.store import Catalog, catalog_opener
 from quanta.control import AccessRequests, erasure, lifecycle
 from quanta.control import grants as control_grants
 from quanta.errors import AddressError, NotFoundError, QuantaError
@@ -100,7 +101,7 @@ class LifecycleBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    state: Literal["deprecated", "retired", "active"]
+    state: Literal["draft", "active", "deprecated", "retired"]
     sunset: date | None = None
     replacement: str | None = Field(None, max_length=500)
     reason: str | None = Field(None, max_length=2_000)
@@ -289,7 +290,7 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
                  slo_status: str | None = None) -> dict[str, Any]:
         """Products of the mesh with their ports (any authenticated principal). With ``q``
         or a filter: the catalog's ranked full-text search, with facets and a total."""
-        principal(request)
+        who = principal(request)
         if q is not None or any((domain, kind, tag, owner, classification, slo_status)):
             query = SearchQuery(q or "", domain, kind, tuple(tag or ()), owner,
                                 classification, limit, offset, slo_status)
@@ -303,6 +304,9 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
              "ports": [port.name for port in p.spec.outputs],
              "lifecycle": _lifecycle_summary(sidecar, p.key)}
             for p in mesh.products.values() if sidecar.serves(p.key)
+            # a draft is listed to its owners only, as in search
+            and (ProductStorage(mesh.storage_root, p.key).lifecycle().state != "draft"
+                 or control_grants.owns(sidecar, who, p.key))
         ]}
 
     @app.get("/api/v1/products/{domain}/{product}", tags=["discover"])
@@ -405,6 +409,13 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
                                      body.purpose)
         return {"revoked": [asdict(g) for g in gone]}
 
+    def writable() -> Catalog:
+        opened = catalog()
+        if not isinstance(opened, Catalog):  # a read-only catalog given to the app
+            raise CatalogUnavailableError("this server's catalog is read-only",
+                                          hint="quanta catalog rebuild lists the product")
+        return opened
+
     @app.post("/api/v1/products/{domain}/{product}/lifecycle", tags=["control"])
     def change_lifecycle(domain: str, product: str, body: LifecycleBody, request: Request
                          ) -> dict[str, Any]:
@@ -419,8 +430,14 @@ def create_app(sidecar: Sidecar, catalog: Callable[[], CatalogReader] | None = N
                                         body.reason)
         elif body.state == "retired":
             state = lifecycle.retire(sidecar, who, address, body.replacement, body.reason)
+        elif body.state == "draft":
+            state = lifecycle.draft(sidecar, who, address, body.reason)
         else:
-            state = lifecycle.reactivate(sidecar, who, address, body.reason)
+            key = address.product_key
+            was = ProductStorage(mesh.storage_root, key).lifecycle().state
+            change = lifecycle.activate if was == "draft" else lifecycle.reactivate
+            state = change(sidecar, who, address, body.reason)
+            publish_activated(mesh, key, was, writable)  # problems: the catalog says later
         return {"product": f"{domain}.{product}", "lifecycle": state.model_dump(mode="json")}
 
     @app.post("/api/v1/erasures", tags=["control"])

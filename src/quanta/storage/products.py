@@ -190,6 +190,14 @@ class ProductStorage:
     def port_path(self, port: str) -> Path:
         return self.folder / "ports" / port
 
+    def delta_files(self, port: str) -> set[str]:
+        """Names of the data files the port's current Delta version lists (empty when it has
+        no readable Delta log): files a Delta reader still needs, released or not."""
+        try:
+            return {Path(uri).name for uri in DeltaTable(str(self.port_path(port))).file_uris()}
+        except (DeltaError, OSError):
+            return set()
+
     def data_files(self, release: Release, port: str) -> list[Path]:
         """Absolute paths of the Parquet files of ``port`` at ``release``."""
         return [self.port_path(port) / f.path for f in self._port(release, port).files]
