@@ -245,11 +245,7 @@ class ProductStorage:
         port's own part of it when derived columns are stored too, and is what the schema
         hash covers.
         """
-        path = self.port_path(port)
-        for file in files:
-            if file.parent != path:
-                raise StorageError(f"{file} is not in the folder of port '{port}' of {self.key}")
-            _check_columns(file, schema)
+        path = self._checked_files(port, files, schema)
         try:
             actions, data_files, rows = _add_files(files)
             if (path / "_delta_log").is_dir():
@@ -267,6 +263,16 @@ class ProductStorage:
         return PortRelease(delta_version=version, schema_hash=schema_hash(declared or schema),
                            rows=rows, files=data_files)
 
+    def _checked_files(self, port: str, files: list[Path], schema: pa.Schema) -> Path:
+        """The port's folder, after checking that ``files`` lie in it with ``schema``'s
+        columns."""
+        path = self.port_path(port)
+        for file in files:
+            if file.parent != path:
+                raise StorageError(f"{file} is not in the folder of port '{port}' of {self.key}")
+            _check_columns(file, schema)
+        return path
+
     def commit_port_files(self, port: str, keep: list[DataFile], files: list[Path],
                           schema: pa.Schema, declared: pa.Schema | None = None) -> PortRelease:
         """Make the port's next Delta version hold exactly ``keep`` (data files of its
@@ -276,11 +282,7 @@ class ProductStorage:
         Files a failed build added are removed again, files it removed are added back, so
         the Delta table always matches the release manifest.
         """
-        path = self.port_path(port)
-        for file in files:
-            if file.parent != path:
-                raise StorageError(f"{file} is not in the folder of port '{port}' of {self.key}")
-            _check_columns(file, schema)
+        path = self._checked_files(port, files, schema)
         try:
             table = DeltaTable(str(path))
             head = {Path(uri).name for uri in table.file_uris()}
