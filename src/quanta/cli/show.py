@@ -117,6 +117,8 @@ def print_demo_tour(out: Console, ctx: MeshContext, folder: Path, seconds: float
         "quanta runs",
         "quanta slo                                     # SLO attainment and error budgets",
         "quanta usage                                   # who reads what, per day",
+        "quanta demo . --append-events 1000             # new plays arrive at the source",
+        "quanta run --once                              # products react, upstream first",
     ]
     for step in steps:
         out.print(f"  [cyan]{step}[/]", soft_wrap=True)
