@@ -234,3 +234,38 @@ def test_demo_reacts_to_appended_events(demo_mesh: Path, tmp_path: Path) -> None
 def test_append_events_needs_a_demo(tmp_path: Path) -> None:
     result = cli("demo", str(tmp_path), "--append-events", "10")
     assert result.exit_code == 1 and "holds no demo mesh" in result.output
+
+
+def test_a_running_runtime_picks_up_new_and_broken_specs(tiny_mesh: Path) -> None:
+    import shutil
+    import threading
+
+    run_once(tiny_mesh)
+    seen: list[RuntimeEvent] = []
+    runtime = MeshRuntime(tiny_mesh, poll=0.1, listener=seen.append)
+    stop = threading.Event()
+    thread = threading.Thread(target=runtime.run, kwargs={"stop": stop, "grace": 10})
+    thread.start()
+    try:
+        # a spec that does not load: the runtime keeps going with the last good mesh
+        broken = tiny_mesh / "domains/shop/broken"
+        broken.mkdir()
+        (broken / "dataproduct.yaml").write_text("name: broken\nkind: nonsense\n")
+        deadline = time.monotonic() + 20
+        while not any(e.product == "mesh" for e in seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any("still running the last good ones" in e.message for e in seen), seen
+        shutil.rmtree(broken)
+        # a new product is built without a restart
+        copy = tiny_mesh / "domains/shop/daily_copy"
+        shutil.copytree(tiny_mesh / "domains/shop/daily_totals", copy)
+        spec = copy / "dataproduct.yaml"
+        spec.write_text(spec.read_text().replace("name: daily_totals", "name: daily_copy"))
+        while not releases(tiny_mesh, "shop.daily_copy") and time.monotonic() < deadline + 30:
+            time.sleep(0.1)
+        assert releases(tiny_mesh, "shop.daily_copy") == [1], seen
+        assert any(e.kind == "reloaded" and "new: shop.daily_copy" in e.message for e in seen)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()

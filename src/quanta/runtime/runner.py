@@ -24,6 +24,7 @@ from quanta.runtime.triggers import Pending, pending_reasons
 from quanta.runtime.worker import BuildOutcome, BuildProcess
 from quanta.spec.durations import parse_duration
 from quanta.spec.mesh import Mesh, Product, load_mesh
+from quanta.spec.models import RuntimeSpec
 from quanta.storage import ProductStorage, RunLog, RunRecord
 from quanta.storage.events import EventLog
 from quanta.storage.locks import BuildLock
@@ -78,8 +79,10 @@ class MeshRuntime:
                  ) -> None:
         self.root = Path(root).resolve()
         self.mesh: Mesh = load_mesh(self.root)
+        self.products = products
         self.keys = [self.mesh.product(k).key for k in products] if products \
             else sorted(self.mesh.products)
+        self._specs = self._spec_stamp()
         self.workers = max(1, workers)
         self.poll = poll
         self.listener = listener or (lambda event: None)
@@ -126,6 +129,7 @@ class MeshRuntime:
         report = RuntimeReport()
         while not stop.is_set():
             self._collect(report)
+            self._reload()
             now = datetime.now(UTC)
             events = self.events.read()
             pending = {k: self._evaluate(self.mesh.products[k], events, now)
@@ -137,6 +141,45 @@ class MeshRuntime:
             self._wait(stop, self.events.stamp())
         self._shut_down(report, grace)
         return report
+
+    def _spec_stamp(self) -> tuple[tuple[str, int], ...]:
+        """Modification times of mesh.yaml and every product spec the mesh's globs find."""
+        files = {self.root / "mesh.yaml"}
+        for pattern in self.mesh.spec.products:
+            files.update(self.root.glob(pattern))
+        stamp = []
+        for file in sorted(files):
+            try:
+                stamp.append((str(file), file.stat().st_mtime_ns))
+            except OSError:
+                continue
+        return tuple(stamp)
+
+    def _reload(self) -> None:
+        """Pick up added, removed or edited products while running: a spec that no longer
+        loads keeps the last good mesh and is reported once (quanta validate says more)."""
+        stamp = self._spec_stamp()
+        if stamp == self._specs:
+            return
+        self._specs = stamp
+        try:
+            mesh = load_mesh(self.root)
+            keys = [mesh.product(k).key for k in self.products] if self.products \
+                else sorted(mesh.products)
+        except QuantaError as exc:
+            self.listener(RuntimeEvent("mesh", "waiting", f"specs changed but do not load: "
+                                       f"{exc.message}; still running the last good ones"))
+            return
+        if mesh.problems:
+            self.listener(RuntimeEvent("mesh", "waiting", f"specs changed with "
+                                       f"{len(mesh.problems)} problem(s) (see quanta validate): "
+                                       f"{mesh.problems[0].render()}; still running the last "
+                                       "good ones"))
+            return
+        added = sorted(set(keys) - set(self.keys))
+        self.mesh, self.keys = mesh, [k for k in keys]
+        self.listener(RuntimeEvent("mesh", "reloaded", f"{len(keys)} product(s)"
+                                   + (f"; new: {', '.join(added)}" if added else "")))
 
     def _evaluate(self, product: Product, events: list, now: datetime) -> Pending:
         state = read_state(self.mesh.storage_root, product.key)
@@ -251,10 +294,11 @@ class MeshRuntime:
             self.listener(RuntimeEvent(key, outcome.outcome, message))
             return
         error = outcome.error or {}
-        retries = self.mesh.products[key].spec.runtime.retries
+        product = self.mesh.products.get(key)  # None: removed from the mesh meanwhile
+        runtime = product.spec.runtime if product else RuntimeSpec()
+        retries = runtime.retries
         if outcome.transient and state.failures < retries:
-            delay = parse_duration(self.mesh.products[key].spec.runtime.retry_delay) \
-                * (2 ** state.failures)
+            delay = parse_duration(runtime.retry_delay) * (2 ** state.failures)
             write_state(root, key, state.model_copy(update={
                 "cursor": pending.cursor, "last_attempt": now, "failures": state.failures + 1,
                 "retry_at": now + delay, "last_error": error, "failed_identity": None}))
