@@ -22,6 +22,7 @@ from quanta.errors import NotFoundError, QuantaError
 from quanta.governance import StandardsReport, review_standards
 from quanta.governance.policies import load_policies
 from quanta.governance.report import GovernanceReport, ReportSources, governance_report
+from quanta.inputs import RemoteInputs
 from quanta.lineage import MeshLineage
 from quanta.observe import (
     DEFAULT_OBJECTIVE,
@@ -45,10 +46,14 @@ class MeshContext:
     """A mesh opened for work: its specs, storage, builds and reads."""
 
     def __init__(self, root: Path | str, reporter: Reporter | None = None,
-                 limits: EngineLimits | None = None) -> None:
+                 limits: EngineLimits | None = None, remote: RemoteInputs | None = None
+                 ) -> None:
         self.root = Path(root).resolve()
         self.reporter = reporter or SilentReporter()
         self.limits = limits
+        # how builds read the products of the mesh's ``external`` (served by other units);
+        # given by the layer that knows the catalog (quanta.container.remote)
+        self.remote = remote
         self._catalog: Catalog | None = None
 
     @classmethod
@@ -129,14 +134,15 @@ class MeshContext:
         incremental products are rebuilt from every source row."""
         self.mesh.raise_problems()
         wanted = [self.product(k).key for k in keys] if keys else None
-        results = Builder(self.mesh, self.reporter, self.limits).build(wanted, full=full)
+        results = Builder(self.mesh, self.reporter, self.limits, remote=self.remote).build(
+            wanted, full=full)
         self._publish([r.product for r in results if r.release is not None])
         return results
 
     def build_product(self, key: str, skip_unchanged: bool = False) -> BuildResult:
         """Build one product alone (its inputs as released now), as the runtime does."""
         product = self.product(key)
-        result = Builder(self.mesh, self.reporter, self.limits).build_one(
+        result = Builder(self.mesh, self.reporter, self.limits, remote=self.remote).build_one(
             product, skip_unchanged=skip_unchanged)
         self._publish([product.key] if result.release is not None else [])
         return result

@@ -244,6 +244,22 @@ def test_input_naming_an_unknown_product(tmp_path: Path) -> None:
     assert error.hint == "products: shop.orders, shop.totals"
 
 
+def test_inputs_naming_external_products_are_accepted_others_are_not(tmp_path: Path
+                                                                     ) -> None:
+    root = make_mesh(tmp_path / "mesh", {
+        "shop/totals": reader("shop", "totals", "orders=quanta://shop/orders/orders",
+                              "lines=quanta://shop/lines"),
+    })
+    (root / "mesh.yaml").write_text(MESH_YAML + "external: [quanta://shop/orders, nonsense]\n")
+    mesh = load_mesh(root)
+    assert mesh.external_products() == {"shop.orders"}
+    assert sorted(p.code for p in mesh.problems) == ["spec_inconsistent",
+                                                     "spec_unknown_product"]
+    unknown = next(p for p in mesh.problems if p.code == "spec_unknown_product")
+    assert "shop.lines" in unknown.message
+    assert mesh.build_order() == ["shop.totals"]
+
+
 def test_input_naming_an_unknown_port(tmp_path: Path) -> None:
     root = make_mesh(tmp_path / "mesh", {
         "shop/orders": ORDERS,

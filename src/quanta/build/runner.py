@@ -28,7 +28,7 @@ from quanta.engine.base import EngineLimits
 from quanta.engine.duckdb import DuckDBEngine, DuckDBSession, keyed_hash, literal, quote
 from quanta.errors import ChecksFailedError, QuantaError, StorageError
 from quanta.governance import check_standards, enforce
-from quanta.inputs import InputContext, connector_for
+from quanta.inputs import InputContext, RemoteInputs, connector_for
 from quanta.inputs.probe import changed_inputs, current_inputs, recorded_inputs
 from quanta.lineage.openlineage import BuildFacts, OpenLineageEmitter
 from quanta.quality.checks import quality_metrics, run_checks
@@ -84,9 +84,11 @@ class Builder:
 
     def __init__(
         self, mesh: Mesh, reporter: Reporter | None = None, limits: EngineLimits | None = None,
-        enforce_retention: bool = True,
+        enforce_retention: bool = True, remote: RemoteInputs | None = None,
     ) -> None:
         self.mesh = mesh
+        # product inputs served by other units (the mesh's ``external``), read through this
+        self.remote = remote
         self.engine = DuckDBEngine()
         self.reporter = reporter or SilentReporter()
         self.limits = limits
@@ -205,7 +207,8 @@ class Builder:
                                 previous, self.full)
         if plan.declared and previous and not plan.incremental and not self.full:
             self.reporter.warn(f"{key}: {plan.reason}")
-        context = InputContext(product.folder, self.mesh.storage_root)
+        context = InputContext(product.folder, self.mesh.storage_root,
+                               external=self.mesh.external_products(), remote=self.remote)
         with self.engine.session(self.limits) as session:
             with self._stage(key, "inputs", stages):
                 for item in spec.inputs:
@@ -346,7 +349,8 @@ class Builder:
         latest = storage.latest()
         if latest is None or latest.definition != product.definition_digest():
             return None
-        now = current_inputs(product.spec, product.folder, self.mesh.storage_root)
+        now = current_inputs(product.spec, product.folder, self.mesh.storage_root,
+                             self.remote)
         if changed_inputs(now, recorded_inputs(latest)):
             return None
         moment = datetime.now(UTC)

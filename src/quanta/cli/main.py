@@ -209,9 +209,11 @@ def build(
 ) -> None:
     """Build products; each successful build makes a new immutable release."""
     from quanta.cli.progress import RichReporter
+    from quanta.container.remote import remote_inputs
 
     ctx = context(mesh)
     ctx.mesh.raise_problems()
+    ctx.remote = remote_inputs(ctx.mesh)  # products served by other units, via the catalog
     order = ctx.mesh.build_order([ctx.product(p).key for p in products] if products else None)
     start = time.perf_counter()
     with RichReporter(out, total=len(order)) as reporter:

@@ -25,7 +25,7 @@ _STYLE = {"started": "cyan", "released": "green", "unchanged": "dim", "failed": 
 
 def _runtime(mesh: Path | None, products: list[str] | None, workers: int = 2,
              poll: float = 1.0, quiet: bool = False, into: Path | None = None,
-             sources: Path | None = None) -> MeshRuntime:
+             sources: Path | None = None, catalog: str | None = None) -> MeshRuntime:
     from quanta.runtime import MeshRuntime
     from quanta.spec.mesh import find_mesh_root
 
@@ -41,7 +41,8 @@ def _runtime(mesh: Path | None, products: list[str] | None, workers: int = 2,
                 err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     root = root or find_mesh_root()
     listener = None if quiet else _print_event
-    runtime = MeshRuntime(root, products, workers=workers, poll=poll, listener=listener)
+    runtime = MeshRuntime(root, products, workers=workers, poll=poll, listener=listener,
+                          catalog=catalog)
     runtime.mesh.raise_problems()
     return runtime
 
@@ -77,6 +78,9 @@ def run_mesh(
         help="bundle: the folder to unpack it into (default: beside it)")] = None,
     sources: Annotated[Path | None, typer.Option(
         help="bundle: the folder holding the sources it reads (or QUANTA_SOURCES)")] = None,
+    catalog: Annotated[str | None, typer.Option(
+        help="catalog (SQLAlchemy URL) where the units serving the products it reads are "
+        "found (default: QUANTA_CATALOG_URL, else mesh.yaml's catalog)")] = None,
     mesh: MeshOption = None,
 ) -> None:
     """Run the mesh: each product rebuilds when its own triggers fire (no central scheduler).
@@ -84,7 +88,8 @@ def run_mesh(
     Triggers are declared per product in dataproduct.yaml: on: upstream, on: source-change,
     every: 15m, on: manual. Each build runs in its own process with the product's runtime
     limits; stop with Ctrl-C or SIGTERM (builds in flight finish or roll back)."""
-    runtime = _runtime(mesh, product, workers, poll, into=into, sources=sources)
+    runtime = _runtime(mesh, product, workers, poll, into=into, sources=sources,
+                       catalog=catalog)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -129,13 +129,18 @@ def _files(folder: Path) -> list[Path]:
 def _mesh_yaml(mesh: Mesh, product: Product, folder: str, placed: dict[str, list[str]]
                ) -> bytes:
     """mesh.yaml of the one-product mesh: name, serving and governance as the mesh set them,
-    the policy and standard folders where the bundle keeps them; storage and the catalog
-    are the running unit's own."""
+    the policy and standard folders where the bundle keeps them, the products it reads
+    (``external``: served by other units); storage and the catalog are the running unit's
+    own."""
     spec = mesh.spec
     document: dict[str, Any] = {"apiVersion": spec.api_version, "name": spec.name}
     if spec.description:
         document["description"] = spec.description
     document["products"] = [f"{folder}/dataproduct.yaml"]
+    upstream = sorted({f"quanta://{a.domain}/{a.product}" for _, a in product.upstream()
+                       if a.product_key != product.key})
+    if upstream:  # served by other units: the build reads them through the catalog
+        document["external"] = upstream
     governance = spec.governance.model_dump(mode="json", exclude_unset=True)
     for kind, targets in placed.items():
         if targets:

@@ -58,6 +58,13 @@ class FederatedClient:
         return FederatedResult(result.arrow, result.snapshot, result.notices,
                                {endpoint.product: endpoint.http_url})
 
+    def ask(self, product: str, query: str, as_of: str | int | None = None,
+            purpose: str | None = None) -> ResultTable:
+        """``query`` as written, of the endpoint serving ``product`` alone (its sidecar
+        applies its policies); the result's snapshot names the release it read."""
+        endpoint = self.endpoint(product)
+        return self._call(endpoint, lambda c: c.sql(query, as_of, purpose))
+
     def sql(self, query: str, as_of: str | int | None = None,
             purpose: str | None = None) -> FederatedResult:
         """One SELECT over ports of products served anywhere the catalog knows."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quanta.inputs.base import Connector, InputContext
+from quanta.inputs.base import Connector, InputContext, RemoteInputs
 from quanta.inputs.databases import PostgresConnector, SqliteConnector
 from quanta.inputs.files import FileConnector
 from quanta.inputs.products import ProductConnector
@@ -20,4 +20,4 @@ def connector_for(spec: Any) -> Connector:
     return CONNECTORS[spec.type]
 
 
-__all__ = ["CONNECTORS", "Connector", "InputContext", "connector_for"]
+__all__ = ["CONNECTORS", "Connector", "InputContext", "RemoteInputs", "connector_for"]

@@ -16,13 +16,34 @@ from quanta.engine.duckdb import DuckDBSession, literal, quote
 from quanta.storage import InputRead, ProductStorage
 
 
+class RemoteInputs(Protocol):
+    """Product inputs served by other units, reached through the catalog.
+
+    Given to a build from above (the runtime or the container layer): inputs never reach
+    the catalog or the network of units themselves.
+    """
+
+    def serves(self, product_key: str) -> bool:
+        """Whether ``product_key`` is read through this (another unit serves it)."""
+
+    def load(self, session: DuckDBSession, spec: Any, since: Since | None = None
+             ) -> InputRead:
+        """Load the product input ``spec`` from the unit serving it, as table ``spec.name``."""
+
+    def release(self, spec: Any) -> int | None:
+        """The release the unit serving ``spec``'s product would give now (None: unknown)."""
+
+
 @dataclass(frozen=True)
 class InputContext:
-    """What a connector may use: the product's folder, the mesh storage and the environment."""
+    """What a connector may use: the product's folder, the mesh storage and the environment;
+    ``external`` products (served by other units) are read through ``remote``."""
 
     product_folder: Path
     storage_root: Path
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    external: frozenset[str] = frozenset()
+    remote: RemoteInputs | None = None
 
     def storage(self, product_key: str) -> ProductStorage:
         return ProductStorage(self.storage_root, product_key)

@@ -21,6 +21,14 @@ class ProductConnector:
     def load(self, session: DuckDBSession, spec: ProductInput, context: InputContext,
              since: Since | None = None) -> InputRead:
         address = Address.parse(spec.product)
+        if context.remote is not None and context.remote.serves(address.product_key):
+            return context.remote.load(session, spec, since)
+        if address.product_key in context.external:
+            raise InputError(
+                f"input '{spec.name}': {address.product_key} is served by another unit, and "
+                "this build was given no way to reach it",
+                hint="run the product with 'quanta run --product BUNDLE --catalog URL' (or set "
+                "QUANTA_CATALOG_URL) and a token in QUANTA_TOKEN", code="input_remote")
         storage = context.storage(address.product_key)
         lifecycle = storage.lifecycle()
         if lifecycle.state == "retired":

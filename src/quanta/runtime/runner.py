@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from quanta.container.remote import remote_inputs
 from quanta.errors import QuantaError
 from quanta.runtime.state import ProductState, read_state, write_state
 from quanta.runtime.triggers import Pending, pending_reasons
@@ -75,9 +76,12 @@ class MeshRuntime:
     """Runs the products of one mesh (or the ones named) as their triggers fire."""
 
     def __init__(self, root: Path, products: list[str] | None = None, workers: int = 2,
-                 poll: float = 1.0, listener: Callable[[RuntimeEvent], None] | None = None
-                 ) -> None:
+                 poll: float = 1.0, listener: Callable[[RuntimeEvent], None] | None = None,
+                 catalog: str | None = None) -> None:
         self.root = Path(root).resolve()
+        # where the units serving the mesh's external products are found (None: from
+        # QUANTA_CATALOG_URL or mesh.yaml)
+        self.catalog = catalog
         self.mesh: Mesh = load_mesh(self.root)
         self.products = products
         self.keys = [self.mesh.product(k).key for k in products] if products \
@@ -90,6 +94,8 @@ class MeshRuntime:
         self.runs = RunLog(self.mesh.storage_root)
         self._running: dict[str, _Running] = {}
         self._spare: BuildProcess | None = None
+        # input products served by other units: their releases are asked of those units
+        self.remote = remote_inputs(self.mesh, catalog)
 
     # --- status -------------------------------------------------------------------------------
 
@@ -178,6 +184,9 @@ class MeshRuntime:
             return
         added = sorted(set(keys) - set(self.keys))
         self.mesh, self.keys = mesh, [k for k in keys]
+        if self.remote is not None:
+            self.remote.close()
+        self.remote = remote_inputs(mesh, self.catalog)
         self.listener(RuntimeEvent("mesh", "reloaded", f"{len(keys)} product(s)"
                                    + (f"; new: {', '.join(added)}" if added else "")))
 
@@ -185,7 +194,8 @@ class MeshRuntime:
         state = read_state(self.mesh.storage_root, product.key)
         try:
             pending = pending_reasons(product, self.mesh.storage_root, state,
-                                      [e for e in events if e.seq > state.cursor], now)
+                                      [e for e in events if e.seq > state.cursor], now,
+                                      self.remote)
         except QuantaError as exc:
             return Pending(product.key, [exc.message], held="cannot evaluate its triggers")
         if pending.due:
@@ -210,7 +220,8 @@ class MeshRuntime:
                 continue
             runtime = product.spec.runtime
             process = self._take_spare().assign(
-                self.root, key, item.triggered_at if item.force else None, runtime.memory)
+                self.root, key, item.triggered_at if item.force else None, runtime.memory,
+                self.catalog)
             self._running[key] = _Running(
                 process, item, parse_duration(runtime.timeout).total_seconds(),
                 memory_bytes(runtime.memory) if runtime.memory else None)
@@ -322,6 +333,8 @@ class MeshRuntime:
             stop.wait(0.05)
 
     def _shut_down(self, report: RuntimeReport, grace: float) -> None:
+        if self.remote is not None:
+            self.remote.close()
         if self._spare is not None:
             self._spare.retire()
             self._spare = None

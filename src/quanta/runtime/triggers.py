@@ -19,6 +19,7 @@ from pathlib import Path
 
 from quanta.address import Address
 from quanta.errors import QuantaError
+from quanta.inputs.base import RemoteInputs
 from quanta.inputs.probe import current_inputs, recorded_inputs
 from quanta.runtime.state import ProductState
 from quanta.spec.durations import parse_duration
@@ -49,8 +50,10 @@ class Pending:
 
 
 def pending_reasons(product: Product, storage_root: Path, state: ProductState,
-                    events: Sequence[MeshEvent], now: datetime) -> Pending:
-    """Evaluate ``product``'s triggers against the facts at ``now``."""
+                    events: Sequence[MeshEvent], now: datetime,
+                    remote: RemoteInputs | None = None) -> Pending:
+    """Evaluate ``product``'s triggers against the facts at ``now``; ``remote`` tells the
+    releases of input products served by other units."""
     key = product.key
     spec = product.spec
     cursor = max((e.seq for e in events), default=state.cursor)
@@ -64,7 +67,7 @@ def pending_reasons(product: Product, storage_root: Path, state: ProductState,
     triggers = spec.triggers or list(DEFAULT_TRIGGERS)
     manual_only = all(t.on == "manual" for t in triggers)
     definition = product.definition_digest()
-    inputs_now = current_inputs(spec, product.folder, storage_root)
+    inputs_now = current_inputs(spec, product.folder, storage_root, remote)
     identity = _identity(definition, inputs_now)
     reasons: list[str] = []
     force = False

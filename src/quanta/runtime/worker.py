@@ -63,6 +63,7 @@ def _child(jobs: Connection, results: Connection, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the slow part of starting (imports) happens before a job arrives: a spare process
     # waits warm, so a trigger is answered in milliseconds rather than a second
+    from quanta.container.remote import remote_inputs
     from quanta.context import MeshContext
     from quanta.engine.base import EngineLimits
 
@@ -72,11 +73,13 @@ def _child(jobs: Connection, results: Connection, parent: int) -> None:
         return
     if job is None:  # the runner no longer needs this spare
         return
-    mesh_root, key, triggered_at, memory = job
+    mesh_root, key, triggered_at, memory, catalog = job
     start = time.perf_counter()
     try:
         context = MeshContext(Path(mesh_root),
                               limits=EngineLimits(memory_limit=memory) if memory else None)
+        # products served by other units are read through the catalog
+        context.remote = remote_inputs(context.mesh, catalog)
         result = _build(context, key, triggered_at)
         error = result.error if result is not None else None
         if result is None:
@@ -140,13 +143,14 @@ class BuildProcess:
         self.started = time.monotonic()
 
     def assign(self, mesh_root: Path, key: str, triggered_at: datetime | None,
-               memory: str | None) -> BuildProcess:
+               memory: str | None, catalog: str | None = None) -> BuildProcess:
         """Start building ``key``; ``triggered_at``: answer the manual trigger made then (a
-        build even from unchanged inputs)."""
+        build even from unchanged inputs); ``catalog``: where units serving its external
+        input products are found."""
         self.key = key
         self.started = time.monotonic()
         with contextlib.suppress(OSError):  # a spare that died is seen by poll()
-            self._jobs.send((str(mesh_root), key, triggered_at, memory))
+            self._jobs.send((str(mesh_root), key, triggered_at, memory, catalog))
         return self
 
     @property

@@ -82,6 +82,17 @@ class Mesh:
         return [self.storage_root / "products",
                 *(self.region_root(r) / "products" for r in sorted(self.spec.storage.regions))]
 
+    def external_products(self) -> frozenset[str]:
+        """Keys of the products ``external`` declares: served by other units, read through
+        the catalog rather than from this mesh's storage."""
+        keys = set()
+        for address in self.spec.external:
+            try:
+                keys.add(Address.parse(address).product_key)
+            except AddressError:
+                continue  # reported by _check_links
+        return frozenset(keys)
+
     def product(self, key: str | Address) -> Product:
         """The product at ``key`` (``domain.product`` or an address), or NotFoundError."""
         name = key.product_key if isinstance(key, Address) else key
@@ -184,6 +195,15 @@ def load_mesh(root: Path) -> Mesh:
 def _check_links(mesh: Mesh) -> list[QuantaError]:
     """Product inputs must name existing products and ports, without cycles."""
     problems = []
+    external = mesh.external_products()
+    for index, address_text in enumerate(mesh.spec.external):
+        try:
+            Address.parse(address_text)
+        except AddressError as exc:
+            problems.append(QuantaError(
+                f"external product: {exc.message}", code="spec_inconsistent",
+                location=Location(mesh.root / MESH_FILE),
+                hint=f"external[{index}]: write quanta://domain/product[/port]"))
     for key, product in mesh.products.items():
         for index, item in enumerate(product.spec.inputs):
             if not isinstance(item, ProductInput):
@@ -194,6 +214,8 @@ def _check_links(mesh: Mesh) -> list[QuantaError]:
             except QuantaError:
                 continue  # reported by check_product
             target = mesh.products.get(address.product_key)
+            if target is None and address.product_key in external:
+                continue  # served by another unit: its ports are checked where it runs
             if address.product_key == key:
                 problems.append(QuantaError(
                     f"product '{key}' reads itself", location=where,

@@ -160,6 +160,10 @@ class MeshSpec(Model):
     governance: GovernanceSpec = Field(default_factory=GovernanceSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     engine: Literal["duckdb"] = "duckdb"
+    external: list[str] = Field(
+        default_factory=list,
+        description="addresses of products served by other units (found through the "
+        "catalog) that products of this mesh read; written by 'quanta package'")
 
     def release_history(self, product: ProductSpec) -> ReleaseHistory:
         """The release history rule of ``product``: its own (never merged), else the
