@@ -320,7 +320,8 @@ class MeshRuntime:
         write_state(root, key, ProductState(
             cursor=pending.cursor, last_attempt=now, failed_identity=pending.identity,
             last_error=error))
-        self.listener(RuntimeEvent(key, "failed", str(error.get("message", "failed"))))
+        hint = f" (hint: {error['hint']})" if error.get("hint") else ""
+        self.listener(RuntimeEvent(key, "failed", f"{error.get('message', 'failed')}{hint}"))
 
     def _wait(self, stop: threading.Event, stamp: int) -> None:
         """Sleep until the poll interval ends, an event is appended or a build ends."""
