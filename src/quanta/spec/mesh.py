@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from quanta.address import Address
@@ -68,8 +69,9 @@ class Mesh:
     products: dict[str, Product] = field(default_factory=dict)
     problems: list[QuantaError] = field(default_factory=list)
 
-    @property
+    @cached_property
     def storage_root(self) -> Path:
+        # resolved once: every read asks for it several times, and resolve() stats each part
         return (self.root / self.spec.storage.root).resolve()
 
     def region_root(self, region: str) -> Path:
