@@ -269,3 +269,17 @@ def test_a_running_runtime_picks_up_new_and_broken_specs(tiny_mesh: Path) -> Non
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def test_event_log_reads_only_what_was_appended_and_tails_a_long_log(tmp_path: Path) -> None:
+    writer, reader = EventLog(tmp_path), EventLog(tmp_path)
+    for number in range(1, 1001):
+        writer.append("release", f"d.p{number % 7}", release=number)
+    assert writer.file.stat().st_size > 64 * 1024, "longer than the tail a writer reads"
+    assert [e.seq for e in reader.read(after=998)] == [999, 1000]
+    assert writer.append("trigger", "d.p1", by="ana").seq == 1001
+    assert [e.seq for e in reader.read(after=999)] == [1000, 1001]
+    assert len(reader.read()) == 1001 == len(EventLog(tmp_path).read())
+    reader.file.write_bytes(b"")  # replaced: read again from the start
+    assert reader.read() == []
+    assert writer.append("trigger", "d.p1").seq == 1

@@ -17,6 +17,7 @@ from quanta.spec.semantics import check_product
 MESH_FILE = "mesh.yaml"
 PRODUCT_FILE = "dataproduct.yaml"
 _DEFINITION_SUFFIXES = {".yaml", ".yml", ".sql", ".py"}
+_digests: dict[Path, tuple[tuple[tuple[str, int, int], ...], str]] = {}
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,27 @@ class Product:
     def definition_digest(self) -> str:
         """A digest of what the product declares: its spec and the code and settings in its
         folder (SQL, Python, YAML; data files are inputs, compared by the runtime on their
-        own). A release built from another digest is out of date."""
-        digest = hashlib.sha256()
+        own). A release built from another digest is out of date. The runtime asks on every
+        poll, so the files are read again only when one's size or time changed."""
+        files = []
         for file in sorted(self.folder.rglob("*")):
             parts = file.relative_to(self.folder).parts
             if (file.suffix.lower() not in _DEFINITION_SUFFIXES or not file.is_file()
                     or any(p.startswith(".") or p == "__pycache__" for p in parts)):
                 continue
-            digest.update(f"{'/'.join(parts)}\0".encode())
+            stat = file.stat()
+            files.append(("/".join(parts), file, stat.st_size, stat.st_mtime_ns))
+        stamp = tuple((name, size, mtime) for name, _, size, mtime in files)
+        cached = _digests.get(self.folder)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        digest = hashlib.sha256()
+        for name, file, _, _ in files:
+            digest.update(f"{name}\0".encode())
             digest.update(file.read_bytes())
-        return digest.hexdigest()[:16]
+        value = digest.hexdigest()[:16]
+        _digests[self.folder] = (stamp, value)
+        return value
 
     def upstream(self) -> list[tuple[str, Address]]:
         """(input name, address) of each product this one reads."""

@@ -42,6 +42,8 @@ class EventLog:
 
     def __init__(self, storage_root: Path) -> None:
         self.file = storage_root / "events" / "events.ndjson"
+        self._events: list[MeshEvent] = []
+        self._offset = 0  # bytes of the file already parsed into _events
 
     def append(self, kind: EventKind, product: str, *, release: int | None = None,
                inputs: dict[str, int] | None = None, by: str | None = None) -> MeshEvent:
@@ -64,17 +66,27 @@ class EventLog:
         return event
 
     def read(self, after: int = 0) -> list[MeshEvent]:
-        """Every complete event with a sequence number above ``after``, oldest first."""
+        """Every complete event with a sequence number above ``after``, oldest first.
+
+        A runner reads the log on every poll, so what was parsed is kept and only the bytes
+        appended since are read (a log that shrank, i.e. was replaced, is read again whole).
+        """
         try:
-            data = self.file.read_bytes()
+            size = self.file.stat().st_size
         except FileNotFoundError:
+            self._events, self._offset = [], 0
             return []
-        events = []
-        for line in data.split(b"\n")[:-1]:  # the part after the last newline is torn
-            event = _parse(line)
-            if event is not None and event.seq > after:
-                events.append(event)
-        return events
+        if size < self._offset:
+            self._events, self._offset = [], 0
+        if size > self._offset:
+            with open(self.file, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read(size - self._offset)
+            end = data.rfind(b"\n") + 1  # the part after the last newline is torn
+            self._events += [e for e in map(_parse, data[:end].split(b"\n")[:-1])
+                             if e is not None]
+            self._offset += end
+        return [e for e in self._events if e.seq > after]
 
     def last_seq(self) -> int:
         """The sequence number of the newest event (0 when there is none)."""
@@ -89,20 +101,37 @@ class EventLog:
             return 0
 
     def _tail_seq(self) -> int:
-        """The last complete event's number; cuts a torn last line left by a crash."""
+        """The last complete event's number; cuts a torn last line left by a crash. Reads
+        only the end of the log (the whole log when its last lines are unreadable)."""
         try:
-            data = self.file.read_bytes()
+            size = self.file.stat().st_size
         except FileNotFoundError:
             return 0
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            with open(self.file, "r+b") as handle:
-                handle.truncate(end)
-        for line in reversed(data[:end].split(b"\n")[:-1]):
+        with open(self.file, "r+b") as handle:
+            start = max(0, size - _TAIL_BYTES)
+            handle.seek(start)
+            data = handle.read()
+            end = data.rfind(b"\n") + 1
+            if start and not end:  # no line ends in the tail read: look at the whole log
+                start = 0
+                handle.seek(0)
+                data = handle.read()
+                end = data.rfind(b"\n") + 1
+            if end < len(data):
+                handle.truncate(start + end)
+            lines = data[:end].split(b"\n")[:-1]
+            if start:
+                lines = lines[1:]  # the first one may be cut by the seek
+        for line in reversed(lines):
             event = _parse(line)
             if event is not None:
                 return event.seq
+        if start:
+            return max((e.seq for e in EventLog(self.file.parent.parent).read()), default=0)
         return 0
+
+
+_TAIL_BYTES = 64 * 1024
 
 
 def _parse(line: bytes) -> MeshEvent | None:
